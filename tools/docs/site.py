@@ -104,6 +104,7 @@ def _worker_init(threads:int, root:str):
     if threads: 
         for v in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS'): os.environ.setdefault(v, str(threads))
     if root not in sys.path: sys.path.insert(0, root)
+    mp.set_start_method('fork', force=True)     # as under nbdev_test: DataLoader workers inherit the notebook's objects
     os.environ.setdefault('MPLBACKEND', 'Agg')
 
 

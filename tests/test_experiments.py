@@ -1,0 +1,92 @@
+"Results file, statistics and tables of softsil_nb.experiments, against independent computations."
+import json, math, warnings
+from dataclasses import asdict
+import numpy as np
+import pytest
+from scipy import stats
+from softsil_nb.experiments import (RunConfig, ResultsFile, t_interval, outcome, results_frame, paired_differences,
+                                    accuracy_table, verdicts, suite, run_suite, LOSS_VERSION)
+
+def test_key_depends_on_every_field_and_loss_version(monkeypatch):
+    base = RunConfig()
+    for k, v in dict(dataset='mnist', method='ce+sil', seed=3, k_per_class=None, epochs=1, stage2_epochs=1, batch_size=7,
+                     lr=1.0, stage2_lr=1.0, arch='resnet18', sampler='pk').items():
+        assert RunConfig(**{k: v}).key() != base.key(), k
+    assert base.with_overrides(sil=2.0).key() != base.key()
+    import softsil_nb.experiments as E
+    before = base.key()
+    monkeypatch.setattr(E, 'LOSS_VERSION', LOSS_VERSION + 1)
+    assert RunConfig().key() != before
+
+def test_results_file_appends_whole_lines_and_reports_corruption(tmp_path):
+    rf = ResultsFile(tmp_path/'sub'/'r.jsonl')
+    for i in range(3): rf.append(dict(key=str(i), v=i))
+    lines = rf.path.read_text().splitlines()
+    assert [json.loads(l)['key'] for l in lines] == ['0', '1', '2']
+    with open(rf.path, 'a') as f: f.write('{"key": "3", "v"')
+    with pytest.warns(UserWarning, match='line 4 is corrupted'): assert len(rf.read()) == 3
+    with pytest.raises(ValueError, match='line 4'): rf.read(strict=True)
+
+def test_t_interval_matches_scipy():
+    x = np.random.default_rng(0).normal(1, 2, size=7)
+    m, lo, hi = t_interval(x)
+    ref = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    assert abs(lo - ref[0]) < 1e-12 and abs(hi - ref[1]) < 1e-12 and abs(m - x.mean()) < 1e-12
+    assert t_interval([0.3])[1] == -math.inf
+    assert [outcome(1, 2), outcome(-2, -1), outcome(-1, 1)] == ['win', 'loss', 'tie']
+
+def _records(effects, seeds=5, datasets=('a', 'b', 'c'), noise=0.001):
+    rng = np.random.default_rng(1)
+    out = []
+    for d in datasets:
+        for s in range(seeds):
+            base = rng.uniform(0.3, 0.9)
+            for m, e in effects.items():
+                c = RunConfig(dataset=d, method=m, seed=s)
+                out.append(dict(key=c.key(), config=asdict(c), split='test', timing=dict(seconds_per_epoch=1.),
+                                metrics=dict(accuracy=base + e + rng.normal(0, noise), silhouette_cosine=0.1)))
+    return out
+
+def test_paired_differences_against_a_direct_computation():
+    recs = _records({'ce': 0., 'ce+sil': 0.01})
+    df = results_frame(recs)
+    p = paired_differences(df, 'ce+sil', 'ce')
+    acc = {(r['config']['dataset'], r['config']['seed'], r['config']['method']): r['metrics']['accuracy'] for r in recs}
+    for d in 'abc':
+        diffs = [acc[(d, s, 'ce+sil')] - acc[(d, s, 'ce')] for s in range(5)]
+        assert abs(p[d]['mean'] - np.mean(diffs)) < 1e-12 and p[d]['outcome'] == 'win'
+    per_seed = [np.mean([acc[(d, s, 'ce+sil')] - acc[(d, s, 'ce')] for d in 'abc']) for s in range(5)]
+    lo, hi = stats.t.interval(0.95, 4, loc=np.mean(per_seed), scale=stats.sem(per_seed))
+    assert abs(p['average']['low'] - lo) < 1e-12 and abs(p['average']['high'] - hi) < 1e-12
+    assert (p['average']['wins'], p['average']['ties'], p['average']['losses']) == (3, 0, 0)
+
+def test_verdicts():
+    recs = _records({'ce': 0., 'ce+sil': 0.02, 'ce+triplet': 0.0, 'ce+proxyanchor': 0.03, 'supcon2': 0.01, 'supcon+sil': 0.01,
+                     'ce+supcon+sil': 0.05})
+    v = verdicts(results_frame(recs), overhead={'ce': 1., 'ce+sil': 1.1, 'supcon2': 2.})
+    assert v['(i) CE + Sil beats CE and the metric-learning baselines'][0] == 'contradicted'   # proxyanchor is better
+    assert v['(ii) SupCon + Sil beats SupCon alone'][0] == 'not shown'
+    assert v['(iii) CE + SupCon + Sil is the best'][0] == 'supported'
+    assert v['(iv) lower computational overhead'][0] == 'supported'
+
+def test_accuracy_table_values():
+    df = results_frame(_records({'ce': 0.}, seeds=2, datasets=('a',)))
+    v = df.accuracy.to_numpy() * 100
+    assert f'| ce | {v.mean():.2f} ± {v.std(ddof=1):.2f} | {v.mean():.2f} |' in accuracy_table(df)
+
+def test_suites_are_paired_and_complete():
+    paper = suite('paper')
+    assert len(paper) == 280 and len({c.key() for c in paper}) == 280
+    for d in {c.dataset for c in paper}:
+        budgets = {(c.epochs, c.batch_size, c.lr, c.stage2_epochs, c.k_per_class, c.arch) for c in paper if c.dataset == d}
+        assert len(budgets) == 1, d                       # the same budget for every method of a dataset
+    with pytest.raises(ValueError, match='unknown suite'): suite('nope')
+
+def test_run_suite_resumes(tmp_path):
+    cfgs = [RunConfig('uci_digits', m, 0, k_per_class=5, epochs=1, batch_size=16) for m in ('ce', 'ce+sil')]
+    assert run_suite(cfgs, tmp_path/'r.jsonl', limit=1, progress=False) == 1
+    assert run_suite(cfgs, tmp_path/'r.jsonl', progress=False) == 1
+    recs = ResultsFile(tmp_path/'r.jsonl').read()
+    assert {r['config']['method'] for r in recs} == {'ce', 'ce+sil'}
+    for r in recs:
+        assert 0 <= r['metrics']['accuracy'] <= 1 and r['env']['loss_version'] == LOSS_VERSION and r['timing']['n_train'] == 50
