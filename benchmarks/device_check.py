@@ -1,0 +1,73 @@
+"""One short script for a GPU machine: correctness on CUDA, then timings of the loss and of one training epoch.
+
+    python benchmarks/device_check.py            # exits non-zero when a check fails; prints a markdown report
+
+Checks (each against the CPU float64 result or an exact oracle): the exact silhouette on CUDA equals the CPU one; the
+soft silhouette loss (every metric, classsum and pairwise, with num_classes) equals its CPU float64 value and its
+gradient too; under CUDA bf16 and fp16 autocast the loss is finite and within 1e-2 of float32; the compiled loss
+(num_classes, fullgraph) equals the eager one; SupCon equals pytorch-metric-learning's on CUDA; fastai's to_fp16()
+trains ce+supcon+sil on the device-resident loader. Timings: benchmarks/loss_speed.py on CUDA at B up to 16384, and
+seconds per epoch of ce, ce+sil and ce+supcon+sil on mnist (50 per class and the full training split).
+"""
+import sys, time, statistics
+import torch
+
+def main():
+    if not torch.cuda.is_available(): sys.exit('no CUDA device: this script is for a GPU machine')
+    from softsil_nb.losses import SoftSilhouetteLoss, SupConLoss
+    from softsil_nb.silhouette import silhouette_samples, METRICS
+    from pytorch_metric_learning import losses as pml_losses
+    dev, fails = 'cuda', []
+    def check(name, ok):
+        print(f'- {"ok  " if ok else "FAIL"} {name}', flush=True)
+        if not ok: fails.append(name)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2000, 32, generator=g, dtype=torch.float64); y = torch.randint(0, 20, (2000,), generator=g) * 3 - 7
+    for m in METRICS:
+        check(f'exact silhouette {m} cuda == cpu', torch.allclose(silhouette_samples(x.to(dev), y.to(dev), m).cpu(), silhouette_samples(x, y, m), atol=1e-9))
+    for m in METRICS:
+        for meth in (['classsum', 'pairwise'] if m != 'euclidean' else ['pairwise']):
+            for nc in (None, 20):
+                yy = torch.randint(0, 20, (512,), generator=g); z = torch.randn(512, 64, generator=g, dtype=torch.float64)
+                l = SoftSilhouetteLoss(metric=m, method=meth, num_classes=nc)
+                zc = z.clone().requires_grad_(); zg = z.to(dev).requires_grad_()
+                a = l(zc, yy); a.backward(); b = l(zg, yy.to(dev)); b.backward()
+                check(f'loss {m}/{meth}/num_classes={nc} cuda == cpu (value, grad)', abs(a.item() - b.item()) < 1e-10 and torch.allclose(zc.grad, zg.grad.cpu(), atol=1e-10))
+    lin = torch.nn.Linear(64, 128).to(dev); xi = torch.randn(4096, 64, device=dev); yi = torch.randint(0, 100, (4096,), device=dev)
+    ref = SoftSilhouetteLoss()(lin(xi), yi)
+    for dt in (torch.bfloat16, torch.float16):
+        with torch.autocast('cuda', dtype=dt): v = SoftSilhouetteLoss()(lin(xi), yi)
+        check(f'autocast {dt}: finite, within 1e-2 of float32', bool(torch.isfinite(v)) and abs(v.item() - ref.item()) < 1e-2)
+    lc = torch.compile(SoftSilhouetteLoss(num_classes=100, check_inputs=False), fullgraph=True)
+    e = torch.randn(4096, 128, device=dev)
+    check('compiled == eager', abs(lc(e, yi).item() - SoftSilhouetteLoss(num_classes=100)(e, yi).item()) < 1e-5)
+    yy = torch.arange(64, device=dev).repeat(8)
+    e = torch.randn(512, 128, device=dev, dtype=torch.float64)
+    check('SupCon == PML SupConLoss on cuda', abs(SupConLoss(0.1)(e, yy).item() - pml_losses.SupConLoss(temperature=0.1)(e, yy).item()) < 1e-9)
+    # fastai: to_fp16 with the combined loss, on the device-resident loader
+    from softsil_nb.data import load_dataset
+    from softsil_nb.loaders import device_dataloaders
+    from softsil_nb.learner import method_learner, fit_method
+    data = load_dataset('uci_digits').subset(50, seed=0)
+    learn = method_learner(device_dataloaders(data, bs=64, n_views=2, seed=0), 'ce+supcon+sil').to_fp16()
+    with learn.no_bar(), learn.no_logging(): fit_method(learn, 3, 3e-3)
+    p, t = learn.get_preds()
+    check('to_fp16 ce+supcon+sil trains on CUDA (accuracy > 0.3)', (p.argmax(1) == t).float().mean().item() > 0.3)
+    print('\n## Loss speed on CUDA\n', flush=True)
+    import subprocess
+    subprocess.run([sys.executable, 'benchmarks/loss_speed.py', '--device', 'cuda', '--sizes', '1024', '4096', '8192', '16384'], check=False)
+    print('\n## Seconds per epoch on CUDA (mnist)\n\n| method | 50 per class | full training split |\n|---|---|---|', flush=True)
+    mn = load_dataset('mnist')
+    for m in ('ce', 'ce+sil', 'ce+supcon+sil'):
+        row = []
+        for d in (mn.subset(50, seed=0), mn):
+            views = 2 if 'supcon' in m else 1
+            lr_ = method_learner(device_dataloaders(d, bs=256, n_views=views, seed=0), m)
+            with lr_.no_bar(), lr_.no_logging():
+                lr_.fit(1, 1e-3); torch.cuda.synchronize(); t0 = time.perf_counter(); lr_.fit(2, 1e-3); torch.cuda.synchronize()
+            row.append((time.perf_counter() - t0) / 2)
+        print(f'| {m} | {row[0]:.3f} | {row[1]:.3f} |', flush=True)
+    print(f'\n{len(fails)} failed' + (': ' + ', '.join(fails) if fails else ''))
+    sys.exit(1 if fails else 0)
+
+if __name__ == '__main__': main()
