@@ -202,7 +202,10 @@ def build(out:Path=ROOT/'_site', jobs:int|None=None, use_cache:bool=True, only:l
                   'key': cache_key(pg, skip_flags, cfg.get('lib_path', 'softsil_nb')), 'skip_flags': skip_flags,
                   'timeout': timeout, 'doc_url': doc_url, 'site': site_context(pages, pg, cfg.get('title', 'docs'), skip_flags)}
                  for pg in chosen]
-    jobs_list.sort(key=lambda j: -prev.get(j['src'], 0))          # longest first: better use of the workers
+    # longest first (better use of the workers); unknown ones in the reverse of tests/test_notebooks.py's order, so
+    # that a notebook test running at the same time and writing the cache (see run_notebook) meets this build halfway
+    jobs_list.sort(key=lambda j: j['src'], reverse=True)
+    jobs_list.sort(key=lambda j: -prev.get(j['src'], 0))
     n = max(1, min(jobs or os.cpu_count() or 1, len(jobs_list)))
     threads = max(1, (os.cpu_count() or 1) // n)
     log(f'building {len(jobs_list)} pages into {out} with {n} worker(s)')
@@ -234,3 +237,24 @@ def build(out:Path=ROOT/'_site', jobs:int|None=None, use_cache:bool=True, only:l
     log(f'{"FAILED" if failed else "built"}: {len(results) - len(failed)}/{len(results)} pages in {summary["seconds"]} s'
         f' -> {out/"index.html"}')
     return summary
+
+
+def run_notebook(path, write_cache:bool=True, showerr:bool=True) -> tuple[bool, float]:
+    """Execute one notebook as `nbdev_test` does (always: the cache is written, never read here) and store the result
+    in the docs cache (.cache/docs/), so that a docs build after it renders the page without running the notebook
+    again. Returns (ok, seconds), like nbdev's `test_nb`; for tests/test_notebooks.py."""
+    from .execute import process_notebook, to_nbformat, NotebookError
+    t0 = time.time()
+    path = Path(path).resolve()
+    cfg = settings()
+    skip_flags = tuple(cfg.get('tst_flags', 'slow cuda').split())
+    try: nb, _ = process_notebook(path, skip_flags=skip_flags)
+    except NotebookError as e:
+        if showerr: sys.stderr.write(str(e) + '\n')
+        return False, time.time() - t0
+    if write_cache:
+        page = Page(src=path.relative_to(ROOT).as_posix(), href='', section='', title='')
+        cache = ROOT/'.cache'/'docs'/f'{cache_key(page, skip_flags, cfg.get("lib_path", "softsil_nb"))}.json'
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f'.{os.getpid()}.tmp'); tmp.write_text(json.dumps(to_nbformat(nb))); tmp.replace(cache)
+    return True, time.time() - t0
