@@ -26,7 +26,7 @@ system-deps:
 	@if command -v apt-get >/dev/null && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then \
 	  echo "apt-get update (package lists for the Debian-packaged datasets)"; $(SUDO) apt-get update -qq; fi
 
-test: check system-deps
+test: check system-deps browser $(KATEX)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 run: $(STAMP)

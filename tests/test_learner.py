@@ -490,7 +490,7 @@ def test_metric_needs_tuple():
     with pytest.raises(TypeError, match='EmbeddingClassifier'): m.accumulate(FakeLearn(torch.randn(4, 3), torch.arange(4)))
 
 # ---------------------------------------------------------------- mixed precision (hardware)
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU (fastai to_fp16 autocasts on CUDA only): run this test on a machine with one')
+@pytest.mark.cuda   # fastai's to_fp16 autocasts on CUDA only: `pytest --cuda` on a machine with a GPU
 def test_to_fp16_trains_on_cuda():
     dls = make_dls()
     dls.to(torch.device('cuda'))

@@ -24,10 +24,11 @@ def main(argv=None):
     ap.add_argument('--no-cache', action='store_true', help='execute every notebook, ignoring .cache/docs/')
     ap.add_argument('--strict', action='store_true', help='fail on problems (math KaTeX cannot render, outside resources)')
     ap.add_argument('--timeout', type=int, default=None, help='seconds one cell may run (default: no limit)')
+    ap.add_argument('--fresh', action='store_true', help='a new process for each notebook (default: reuse, as nbdev_test)')
     ap.add_argument('--check', action='store_true', help='then check every page in headless Chromium and save screenshots')
     a = ap.parse_args(argv)
     s = build(Path(a.out), jobs=a.jobs, use_cache=not a.no_cache, only=a.notebooks or None, strict=a.strict,
-              timeout=a.timeout)
+              timeout=a.timeout, fresh_process=a.fresh)
     if s['failed']: return 1
     if a.check:
         from docs.browser import check_site, format_reports

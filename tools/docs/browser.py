@@ -111,11 +111,11 @@ def check_pages(site_dir:Path, hrefs:list[str], shots:Path|None=None, width:int=
             for href in hrefs:
                 rep = PageReport(href)
                 ctx = browser.new_context(viewport={'width': width, 'height': height}, service_workers='block')
-                def route(r, rep=rep):
-                    u = urlsplit(r.request.url)
+                def route(route, request, rep=rep):       # Playwright calls it with (route, request)
+                    u = urlsplit(request.url)
                     if u.scheme in ('http', 'https', 'ws', 'wss') and u.hostname != '127.0.0.1':
-                        rep.external_requests.append(r.request.url); r.abort()
-                    else: r.continue_()
+                        rep.external_requests.append(request.url); route.abort()
+                    else: route.continue_()
                 ctx.route('**/*', route)
                 page = ctx.new_page()
                 page.on('console', lambda m, rep=rep: m.type == 'error' and rep.console_errors.append(m.text))

@@ -127,9 +127,11 @@ def build_page(job:dict) -> dict:
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cache.with_suffix(f'.{os.getpid()}.tmp'); tmp.write_text(json.dumps(nbd)); tmp.replace(cache)
+        t_render = time.time()
         katex = Katex()
         try: res['problems'] = render_page(nbd, katex=katex, out_html=out_html, site=job['site'], doc_url=job['doc_url'])
         finally: katex.close()
+        res['render_s'] = time.time() - t_render
         res['ok'] = True
     except NotebookError as e:
         res['error'] = str(e)
@@ -143,6 +145,30 @@ def build_page(job:dict) -> dict:
 
 
 # ---- the whole site ----
+
+def fix_fragments(out:Path, hrefs:list[str]) -> int:
+    """Point links to an API entry that has no anchor at the nearest one that exists: nbdev's links name methods
+    (`experiments.html#runconfig.key`) that have a `show_doc` only when the notebook asks for one."""
+    from bs4 import BeautifulSoup
+    from urllib.parse import urlsplit
+    soups = {h: BeautifulSoup((out/h).read_text(encoding='utf-8'), 'html.parser') for h in hrefs if (out/h).exists()}
+    ids = {h: {e['id'] for e in s.find_all(id=True)} for h, s in soups.items()}
+    fixed = 0
+    for h, s in soups.items():
+        changed = False
+        for a in s.find_all('a', href=True):
+            u = urlsplit(a['href'])
+            if u.scheme or u.netloc or not u.fragment: continue
+            target = (PurePosixPath(h).parent/u.path).as_posix() if u.path else h
+            target = os.path.normpath(target)
+            if target not in ids or u.fragment in ids[target]: continue
+            frag = u.fragment
+            while '.' in frag and frag not in ids[target]: frag = frag.rsplit('.', 1)[0]
+            a['href'] = (u.path or '') + (f'#{frag}' if frag in ids[target] else '')
+            changed, fixed = True, fixed + 1
+        if changed: (out/h).write_text(str(s), encoding='utf-8')
+    return fixed
+
 
 def _hash_files(h, paths):
     for p in sorted(paths):
@@ -178,8 +204,10 @@ def _prepare_out(out:Path, partial:bool):
 
 
 def build(out:Path=ROOT/'_site', jobs:int|None=None, use_cache:bool=True, only:list[str]|None=None,
-          strict:bool=False, timeout:int|None=None, log=print) -> dict:
-    "Build the site into `out`; returns a summary (also written to `out/build.json`)."
+          strict:bool=False, timeout:int|None=None, log=print, fresh_process:bool=False) -> dict:
+    """Build the site into `out`; returns a summary (also written to `out/build.json`).
+    Like `nbdev_test`, a worker process runs several notebooks one after the other (imports are paid once per
+    worker); `fresh_process=True` gives each notebook a new process instead."""
     from .katex import katex_missing
     why = katex_missing()
     if why: raise SystemExit(why)
@@ -212,7 +240,7 @@ def build(out:Path=ROOT/'_site', jobs:int|None=None, use_cache:bool=True, only:l
     results = []
     ctx = mp.get_context('spawn')
     with cf.ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads, str(ROOT)),
-                                max_tasks_per_child=1) as ex:
+                                max_tasks_per_child=1 if fresh_process else None) as ex:
         futs = {ex.submit(build_page, j): j for j in jobs_list}
         for f in cf.as_completed(futs):
             try: r = f.result()
@@ -223,6 +251,7 @@ def build(out:Path=ROOT/'_site', jobs:int|None=None, use_cache:bool=True, only:l
             state = 'ok  ' if r['ok'] and not (strict and r['problems']) else 'FAIL'
             log(f'  {state} {r["total_s"]:6.1f} s  {r["src"]} -> {r["href"]}{"  (cached)" if r["cached"] else ""}')
             for p in r['problems']: log(f'       problem: {p}')
+    if not only: fix_fragments(out, [pg.href for pg in pages])
     for r in results:
         if not r['cached'] and r['ok']: prev[r['src']] = r['total_s']
     try:
