@@ -5,6 +5,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# KaTeX renders the docs' math at build time (npm, pinned in tools/docs/package*.json)
+KATEX := tools/docs/node_modules/katex/package.json
 export PYTHONHASHSEED := 0
 
 .PHONY: install test check system-deps run data docs browser bench clean-venv
@@ -37,7 +39,6 @@ data: $(STAMP)
 
 # Docs: the notebooks, executed, as a static site in _site/ (tools/build_docs.py: nbconvert + KaTeX, no network).
 # KaTeX (npm, pinned in tools/docs/package*.json) renders the math at build time; it goes to tools/docs/node_modules/.
-KATEX := tools/docs/node_modules/katex/package.json
 $(KATEX): tools/docs/package.json tools/docs/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is needed for KaTeX: apt-get install nodejs npm"; exit 1; }
 	npm ci --prefix tools/docs --no-audit --no-fund --loglevel=error
