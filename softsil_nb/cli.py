@@ -8,7 +8,7 @@ import argparse, json, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['quick', 'main']
+__all__ = ['BEGIN', 'END', 'quick', 'update_readme', 'main']
 
 # %% ../nbs/09_cli.ipynb #1d31ecd5
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument('--dataset', default='fashion_mnist'); o.add_argument('--out', default='results/overhead.json')
     o.add_argument('--rounds', type=int, default=10)
     rp = sub.add_parser('report', help='tables, verdicts and figures from results files')
-    rp.add_argument('--results', nargs='+', default=['results/paper.jsonl', 'results/full.jsonl'])
+    rp.add_argument('--results', nargs='+', default=['results/paper.jsonl', 'results/full.jsonl', 'results/ablation.jsonl', 'results/sweep.jsonl'])
+    rp.add_argument('--readme', default=None, help='also rewrite the results block of this README (between its marker comments)')
     rp.add_argument('--overhead', default='results/overhead.json'); rp.add_argument('--out', default='results/REPORT.md')
     sub.add_parser('data', help='fetch every dataset of the registry into the cache')
     return p
@@ -56,6 +57,17 @@ def quick(results:str='outputs/quick.jsonl', figure:str='outputs/quick.png') -> 
            + '\n\nExact silhouette (cosine) of the test features:\n\n' + accuracy_table(df, 'silhouette_cosine', pct=False))
     out += f"\n\nFigure: {_save_figure(df, figure, 'uci_digits, 50 images per class')}"
     return out
+
+BEGIN, END = '<!-- results: begin (softsil report --readme) -->', '<!-- results: end -->'
+
+def update_readme(path:str|Path, block:str) -> Path:
+    "Replace the text between the results markers of the README at `path` with `block`."
+    path = Path(path); text = path.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise ValueError(f'{path} must hold the marker lines {BEGIN!r} and then {END!r}, once each')
+    head, rest = text.split(BEGIN); _, tail = rest.split(END)
+    path.write_text(f'{head}{BEGIN}\n{block.strip()}\n{END}{tail}')
+    return path
 
 # %% ../nbs/09_cli.ipynb #e48b2789
 def main(argv:list|None=None) -> int:
@@ -84,6 +96,7 @@ def main(argv:list|None=None) -> int:
         keys = {c.key() for c in E.suite('paper')}
         main_df = E.results_frame([r for r in recs if r['key'] in keys and r.get('split', 'test') == 'test'])
         if len(main_df): _save_figure(main_df, Path(a.out).parent/'accuracy.png', 'paper suite: 50 labelled images per class')
+        if a.readme: update_readme(a.readme, E.readme_results(recs, ov.get('seconds_per_step')))
         print(text)
     elif a.cmd == 'data':
         from softsil_nb.data import fetch_all

@@ -12,9 +12,9 @@ import fastai.callback.all  # noqa: F401  (Learner.no_bar and no_logging)
 
 # %% auto #0
 __all__ = ['LOSS_VERSION', 'PAPER_METHODS', 'PAPER_DATASETS', 'CHOSEN', 'RunConfig', 'environment', 'ResultsFile', 't_interval',
-           'outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table', 'ValidateAtEnd',
+           'outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table', 'SkipValidation',
            'build_learner', 'evaluate', 'run_one', 'suite', 'run_suite', 'sweep_table', 'measure_overhead',
-           'measure_peak_memory', 'verdicts', 'report']
+           'measure_peak_memory', 'verdicts', 'ablation_table', 'report', 'coverage', 'readme_results']
 
 # %% ../nbs/07_experiments.ipynb #71addf97
 LOSS_VERSION = 1   # bump when a loss definition changes: results of older versions are not mixed with new ones
@@ -106,9 +106,11 @@ def outcome(low:float, high:float) -> str:
 
 # %% ../nbs/07_experiments.ipynb #acd0fdf7
 def results_frame(records:list, **where):
-    "A pandas DataFrame with one row per run: the config fields, the metrics and the timings; filtered by `where`."
+    "A pandas DataFrame with one row per run (a run found twice counts once, as its first record): config fields, metrics, timings; filtered by `where`."
     import pandas as pd
-    rows = [{**r['config'], **r.get('metrics', {}), **r.get('timing', {}), 'key': r['key']} for r in records]
+    first = {}
+    for r in records: first.setdefault((r['key'], r.get('split', 'test')), r)         # e.g. one configuration in two suites' files
+    rows = [{**r['config'], **r.get('metrics', {}), **r.get('timing', {}), 'key': r['key']} for r in first.values()]
     df = pd.DataFrame(rows)
     for k, v in where.items():
         if len(df) and k in df: df = df[df[k].map(lambda x: x in v if isinstance(v, (list, tuple, set)) else x == v)]
@@ -170,10 +172,10 @@ def paired_table(df, reference:str, methods:list|None=None, metric:str='accuracy
 # %% ../nbs/07_experiments.ipynb #973db0b8
 from fastai.callback.core import Callback, CancelValidException
 
-class ValidateAtEnd(Callback):
-    "Skip fastai's validation pass except after the last epoch of a fit."
+class SkipValidation(Callback):
+    "Skip fastai's validation pass after each training epoch of `fit`; `get_preds` still runs."
     order, skip = 0, False
-    def before_train(self): self.skip = self.epoch < self.n_epoch - 1      # get_preds has no training phase
+    def before_train(self): self.skip = True      # get_preds has no training phase, so it is never skipped
     def before_validate(self):
         if self.skip: self.skip = False; raise CancelValidException()
 
@@ -198,6 +200,7 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
     "The DataLoaders and Learner of a run (seeded), validating on the test split or on the validation set."
     import torch
     from fastai.torch_core import set_seed
+    from fastai.callback.channelslast import ChannelsLast
     from softsil_nb.learner import get_method, method_learner
     from softsil_nb.loaders import device_dataloaders, ClassBalancedSampler
     method = get_method(cfg.method)
@@ -214,7 +217,7 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
         from softsil_nb.losses import SoftSilhouetteLoss
         sil_opts = {k: kw.pop(k) for k in ('temperature', 'soft_min', 'metric', 'denominator', 'average') if k in kw}
         kw['sil_loss'] = SoftSilhouetteLoss(**sil_opts)
-    learn = method_learner(dls, method, arch=cfg.arch, metrics=[], cbs=[ValidateAtEnd()], **kw)
+    learn = method_learner(dls, method, arch=cfg.arch, metrics=[], cbs=[SkipValidation(), ChannelsLast()], **kw)
     return dls, learn
 
 # %% ../nbs/07_experiments.ipynb #0e23bfa1
@@ -240,7 +243,8 @@ def run_one(
     cfg:RunConfig, # what to run
     split:str='test', # evaluate on 'test' (reported results) or 'valid' (hyperparameter choice only)
     device=None, # default: the GPU when there is one
-    quiet:bool=True, # hide fastai's per-epoch table and bar
+    quiet:bool=True, # hide fastai's per-epoch table (and its progress bar unless `bar`)
+    bar:bool|None=None, # show fastai's progress bar over epochs and batches; by default `not quiet`
 ) -> dict: # the record: config, key, split, metrics, timing, environment
     "Train and evaluate one configuration; return the record for the results file."
     import torch
@@ -248,13 +252,15 @@ def run_one(
     dls, learn = build_learner(cfg, split, device)
     cuda = torch.cuda.is_available() and dls.device.type == 'cuda'
     if cuda: torch.cuda.reset_peak_memory_stats()
-    with (learn.no_bar() if quiet else contextlib.nullcontext()), (learn.no_logging() if quiet else contextlib.nullcontext()):
+    bar = not quiet if bar is None else bar
+    with (contextlib.nullcontext() if bar else learn.no_bar()), (learn.no_logging() if quiet else contextlib.nullcontext()):
         t0 = time.perf_counter()
         fit_method(learn, cfg.epochs, cfg.lr, cfg.stage2_epochs, cfg.stage2_lr)
         fit_s = time.perf_counter() - t0
         metrics = evaluate(learn)
     epochs = cfg.epochs + (cfg.stage2_epochs if get_method(cfg.method).stages == 2 else 0)
-    timing = dict(fit_seconds=fit_s, seconds_per_epoch=fit_s / epochs, n_train=len(dls.train.dataset))
+    timing = dict(fit_seconds=fit_s, seconds_per_epoch=fit_s / epochs, n_train=len(dls.train.dataset),
+                  memory_format='channels_last')
     if cuda: timing['peak_cuda_mb'] = torch.cuda.max_memory_allocated() / 2**20
     return dict(key=cfg.key(), config=asdict(cfg), split=split, metrics=metrics, timing=timing, env=environment(),
                 finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
@@ -276,15 +282,14 @@ def suite(name:str) -> list:
     if name == 'paper':
         return [_chosen(RunConfig(d, m, s, k_per_class=50, epochs=30, batch_size=128)) for s in range(5) for d in PAPER_DATASETS for m in PAPER_METHODS]
     if name == 'full':
-        return [_chosen(RunConfig(d, m, s, k_per_class=None, epochs=3, stage2_epochs=2, batch_size=256)) for s in range(3)
+        return [_chosen(RunConfig(d, m, s, k_per_class=None, epochs=1, stage2_epochs=1, batch_size=256)) for s in range(3)
                 for d in ('mnist', 'fashion_mnist') for m in ('ce', 'ce+sil', 'supcon2', 'ce+supcon+sil')]
-    if name == 'ablation':
+    if name == 'ablation':                            # the chosen setting, then one option changed at a time (defaults not repeated)
         base = _chosen(RunConfig('fashion_mnist', 'ce+sil', 0, k_per_class=50, epochs=30))
-        variants = ([dict(temperature=t) for t in (0.03, 0.1, 0.3, 1.0)] + [dict(soft_min=s) for s in ('softmax', 'logmeanexp', 'hard')]
-                    + [dict(metric=m) for m in ('cosine', 'sqeuclidean', 'euclidean')] + [dict(sil=w) for w in (0.3, 1.0, 3.0)])
-        cfgs = [dataclasses.replace(base.with_overrides(**v), seed=s) for s in range(3) for v in variants]          # one option at a time
-        cfgs += [dataclasses.replace(base, seed=s, sampler=p) for s in range(3) for p in ('shuffle', 'pk')]
-        return list(dict.fromkeys(cfgs))
+        variants = ([base.with_overrides(temperature=t) for t in (0.03, 0.3, 1.0)] + [base.with_overrides(soft_min=s) for s in ('logmeanexp', 'hard')]
+                    + [base.with_overrides(metric=m) for m in ('sqeuclidean', 'euclidean')] + [base.with_overrides(sil=w) for w in (0.3, 1.0)]
+                    + [dataclasses.replace(base, sampler='pk')])
+        return [dataclasses.replace(c, seed=s) for s in range(3) for c in [base] + variants]
     if name == 'sweep':
         grid = [dict(sil=w, temperature=t) for w in (0.3, 1.0, 3.0) for t in (0.1, 0.5)]
         return [RunConfig(d, 'ce+sil', s, k_per_class=50, epochs=30).with_overrides(**g) for d in ('uci_digits', 'fashion_mnist')
@@ -298,7 +303,7 @@ def run_suite(
     split:str='test', # 'test', or 'valid' for the sweep
     device=None, # default: the GPU when there is one
     limit:int|None=None, # stop after this many new runs
-    progress:bool=True, # show a progress bar over the runs
+    progress:bool=True, # show a progress bar over the runs, and fastai's within each run
     shard:tuple=(0, 1), # (i, n): run only the configurations whose position in `cfgs` is i modulo n (n processes side by side)
 ) -> int: # runs done now
     "Run every configuration not yet in `results`, appending each record as soon as it finishes."
@@ -314,7 +319,7 @@ def run_suite(
     n = 0
     for cfg in (progress_bar(todo) if progress and todo else todo):
         if limit is not None and n >= limit: break
-        rec = run_one(cfg, split=split, device=device)
+        rec = run_one(cfg, split=split, device=device, bar=progress)
         rf.append(rec); n += 1
     return n
 
@@ -420,42 +425,100 @@ def verdicts(df, overhead:dict|None=None) -> dict:
     else: out['(iv) lower computational overhead'] = ('not tested (no overhead measurement)', '')
     return out
 
+# %% ../nbs/07_experiments.ipynb #a1b2c3d5
+def _variant(c:RunConfig, base:RunConfig) -> str:
+    "What an ablation configuration changes in `base` ('' for `base` itself)."
+    b = dict(base.overrides)
+    return ', '.join([f'{k}={x}' for k, x in c.overrides if b.get(k) != x] + ([f'sampler={c.sampler}'] if c.sampler != base.sampler else []))
+
+def ablation_table(records:list) -> str:
+    "Markdown: top-1 of each ablation variant and its paired difference to the chosen setting (first record of a run); '' without ablation records."
+    cfgs = suite('ablation'); base = cfgs[0]
+    keys = {c.key(): c for c in cfgs}
+    acc = {}
+    for r in records:
+        c = keys.get(r['key'])
+        if c is not None and r.get('split', 'test') == 'test': acc.setdefault(_variant(c, base), {}).setdefault(c.seed, r['metrics']['accuracy'])
+    if not acc: return ''
+    ref, lines = acc.get('', {}), []
+    for v in dict.fromkeys(_variant(c, base) for c in cfgs):
+        if v not in acc: continue
+        a = np.array(list(acc[v].values()))
+        d = [acc[v][s] - ref[s] for s in sorted(acc[v]) if s in ref]
+        if not v: diff = 'reference'
+        elif not d: diff = '-'
+        else:
+            m, lo, hi = t_interval(d)
+            diff = f'{m * 100:+.2f}' + (f' [{lo * 100:+.2f}, {hi * 100:+.2f}]' if len(d) > 1 else '')
+        name = v or 'chosen: sil=3.0, temperature=0.1, soft_min=softmax, metric=cosine, shuffled batches'
+        lines.append(f'| {name} | {_fmt(a.mean(), a.std(ddof=1) if len(a) > 1 else None)} | {diff} | {len(a)} |')
+    return ('| variant | top-1 (%) | difference to the chosen setting (points, 95% CI) | seeds |\n|---|---|---|---|\n' + '\n'.join(lines))
+
+
 # %% ../nbs/07_experiments.ipynb #1965a689
 def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
     "Markdown from results alone: per suite, accuracy per dataset and method, paired differences, silhouettes, overhead, verdicts."
     recs = [r for r in records if r.get('split', 'test') == 'test']
     if not recs: return 'No results yet.'
     parts = []
+    sweep, chosen = sweep_table(records)
+    if chosen: parts.append(f'### Hyperparameter sweep (ce+sil, validation sets, 2 seeds; chosen: {chosen}, fixed for every method and dataset)\n\n' + sweep)
     for name, title in (('paper', 'Main table: 50 labelled training images per class, full test split'),
                         ('full', 'Second table: all training data, short budget'), ('quick', 'Quick reproduction (uci_digits)')):
         keys = {c.key() for c in suite(name)}
         sub = results_frame([r for r in recs if r['key'] in keys])
         if not len(sub): continue
-        seeds = sub.groupby(['dataset', 'method']).size()
-        parts.append(f'### {title}\n\n{len(sub)} of {len(keys)} runs; top-1 test accuracy (%), mean ± sd over seeds '
+        seeds, c0 = sub.groupby(['dataset', 'method']).size(), suite(name)[0]
+        budget = (f'{c0.epochs} epochs, batches of {c0.batch_size}, lr {c0.lr}; two-stage methods then train a linear classifier on frozen features '
+                  f'for {c0.stage2_epochs} epochs (lr {c0.stage2_lr})')
+        parts.append(f'### {title}\n\n{budget}. {len(sub)} of {len(keys)} runs; top-1 test accuracy (%), mean ± sd over seeds '
                      f'({seeds.min()}-{seeds.max()} seeds per cell).\n\n' + accuracy_table(sub))
         for ref in ('ce', 'supcon2'):
-            if ref in set(sub.method): parts.append(f'Paired difference against {ref} (accuracy points, 95% CI over seeds):\n\n' + paired_table(sub, ref))
+            if ref in set(sub.method): parts.append(f'Paired difference against {ref} (accuracy points; per dataset a 95% t interval over seeds; for the '
+                                                    'average, the mean over datasets per seed, then a t interval over the seeds that have every dataset):\n\n'
+                                                    + paired_table(sub, ref))
         parts.append('Exact silhouette (cosine) of the test features, mean ± sd over seeds:\n\n' + accuracy_table(sub, 'silhouette_cosine', pct=False))
         parts.append('Seconds per epoch as the runs went (not interleaved; see the overhead table for ratios):\n\n'
                      + accuracy_table(sub, 'seconds_per_epoch', pct=False))
         if name == 'paper': main = sub
-    keys = {c.key(): c for c in suite('ablation')}
-    abl = [r for r in recs if r['key'] in keys]
-    if abl:
-        rows = {}
-        for r in abl:
-            c = keys[r['key']]
-            v = ', '.join(f'{k}={x}' for k, x in c.overrides) or f'defaults, sampler={c.sampler}'
-            rows.setdefault(v, []).append(r['metrics']['accuracy'])
-        parts.append('### Ablation (fashion_mnist, ce+sil, 50 images per class)\n\n| variant | accuracy (%) | seeds |\n|---|---|---|\n'
-                     + '\n'.join(f'| {v} | {_fmt(np.mean(a), np.std(a, ddof=1) if len(a) > 1 else None)} | {len(a)} |' for v, a in rows.items()))
+    abl = ablation_table(recs)
+    if abl: parts.append('### Ablation (fashion_mnist, ce+sil, 50 images per class)\n\n' + abl)
     if overhead:
         parts.append('Seconds per training step relative to ce (interleaved in one process, medians):\n\n| method | ratio |\n|---|---|\n'
                      + '\n'.join(f'| {m} | {s / overhead["ce"]:.2f} |' for m, s in overhead.items()))
     if memory:
-        parts.append('Peak memory allocated by one training step (MiB, torch.profiler memory timeline on the CPU, CUDA allocator peak on the GPU):\n\n| method | MiB |\n|---|---|\n'
-                     + '\n'.join(f'| {m} | {v:.1f} |' for m, v in memory.items()))
+        parts.append('Peak memory allocated by one training step (MiB, torch.profiler memory timeline on the CPU, CUDA allocator peak on the GPU):\n\n| method | MiB | ratio to ce |\n|---|---|---|\n'
+                     + '\n'.join(f'| {m} | {v:.1f} | ' + (f"{v / memory['ce']:.2f}" if memory.get('ce') else '-') + ' |' for m, v in memory.items()))
     if 'main' in locals():
         parts.append('### Verdicts\n\n' + '\n'.join(f'- **{k}**: {v[0]}. {v[1]}' for k, v in verdicts(main, overhead).items()))
+    return '\n\n'.join(parts)
+
+# %% ../nbs/07_experiments.ipynb #a1b2c3e2
+def coverage(records:list) -> str:
+    "Markdown list: for each of the paper, full and ablation suites, the runs `records` hold out of its runs, seed by seed."
+    done, out = {r['key'] for r in records if r.get('split', 'test') == 'test'}, []
+    for name in ('paper', 'full', 'ablation'):
+        cfgs = suite(name)
+        by_seed = '; '.join(f'seed {s}: {sum(c.key() in done for c in cfgs if c.seed == s)}/{sum(c.seed == s for c in cfgs)}'
+                            for s in sorted({c.seed for c in cfgs}))
+        out.append(f'- `{name}`: {sum(c.key() in done for c in cfgs)} of {len(cfgs)} runs ({by_seed})')
+    return '\n'.join(out)
+
+def readme_results(records:list, overhead:dict|None=None) -> str:
+    "Markdown for the README: coverage, the main table, its paired differences against ce, the verdicts, the full-data table, the ablation."
+    recs = [r for r in records if r.get('split', 'test') == 'test']
+    keys = {c.key() for c in suite('paper')}
+    main = results_frame([r for r in recs if r['key'] in keys])
+    parts = ['Runs in the committed results files:\n\n' + coverage(recs)]
+    if len(main):
+        parts += ['Top-1 test accuracy (%) of the main table, mean ± sd over seeds:\n\n' + accuracy_table(main),
+                  'Paired difference against `ce` (accuracy points; per dataset a 95% t interval over seeds; for the average, '
+                  'the mean over datasets per seed, then a t interval over the seeds that have every dataset):\n\n' + paired_table(main, 'ce'),
+                  'Verdicts on the paper\'s claims (a claim is *supported* only when every interval it needs lies above 0):\n\n'
+                  + '\n'.join(f'- **{k}**: {v[0]}.' for k, v in verdicts(main, overhead).items())]
+    full = results_frame([r for r in recs if r['key'] in {c.key() for c in suite('full')}])
+    if len(full): parts += ['Second table, all training data (one epoch; supcon2 then one epoch of its linear classifier), top-1 (%), mean ± sd over seeds:\n\n'
+                            + accuracy_table(full), 'Its paired difference against `ce`:\n\n' + paired_table(full, 'ce')]
+    abl = ablation_table(recs)
+    if abl: parts.append('Ablation on fashion_mnist (ce+sil, 50 images per class, one option changed at a time):\n\n' + abl)
     return '\n\n'.join(parts)
