@@ -351,13 +351,20 @@ def _step_seconds(learn, xb, yb) -> float:
     if xb[0].is_cuda: torch.cuda.synchronize()
     return time.perf_counter() - t
 
+def _step_learner(cfg:RunConfig, device=None):
+    "The DataLoaders and Learner of `cfg` ready for bare training steps: optimizer, train mode, memory format as `fit` leaves it."
+    import torch
+    dls, learn = build_learner(cfg, device=device)
+    learn.create_opt(); learn.model.train()
+    if hasattr(learn, 'channels_last'): learn.model.to(memory_format=torch.channels_last)       # what ChannelsLast does in before_fit
+    return dls, learn
+
 def measure_overhead(dataset:str='fashion_mnist', methods=PAPER_METHODS, rounds:int=10, steps:int=5, batch_size:int=128, device=None) -> dict:
     "Median seconds per training step of each method, interleaved; returns {method: seconds}."
     import statistics, torch
     learners = {}
     for m in methods:
-        dls, learn = build_learner(RunConfig(dataset, m, 0, k_per_class=50, batch_size=batch_size), device=device)
-        learn.create_opt(); learn.model.train()
+        dls, learn = _step_learner(RunConfig(dataset, m, 0, k_per_class=50, batch_size=batch_size), device)
         learners[m] = (learn, tuple(t.as_subclass(torch.Tensor) for t in dls.one_batch()))   # plain tensors: no callbacks run here
     times = {m: [] for m in methods}
     for _ in range(rounds):
@@ -388,8 +395,7 @@ def measure_peak_memory(dataset:str='fashion_mnist', methods=PAPER_METHODS, batc
     import torch
     out = {}
     for m in methods:
-        dls, learn = build_learner(RunConfig(dataset, m, 0, k_per_class=50, batch_size=batch_size), device=device)
-        learn.create_opt(); learn.model.train()
+        dls, learn = _step_learner(RunConfig(dataset, m, 0, k_per_class=50, batch_size=batch_size), device)
         xb, yb = (t.as_subclass(torch.Tensor) for t in dls.one_batch())
         _step_seconds(learn, (xb,), (yb,))
         out[m] = _step_peak_mib(learn, xb, yb)
