@@ -208,8 +208,9 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
     set_seed(cfg.seed, reproducible=True)
     sampler = None
     if cfg.sampler == 'pk':
-        p = min(data.n_classes, cfg.batch_size // 2)               # every class when they fit, at least 2 images each,
-        sampler = ClassBalancedSampler(p=p, k=cfg.batch_size // p)  # and a batch as close to batch_size as p x k allows
+        p = min(data.n_classes, cfg.batch_size // 2)               # every class when they fit, at least 2 images each, a batch as
+        sampler = ClassBalancedSampler(p=p, k=cfg.batch_size // p,  # close to batch_size as p x k allows, and as many batches per
+                                       n_batches=max(1, len(data.y_train) // cfg.batch_size))    # epoch as shuffled batches (drop_last)
     elif cfg.sampler != 'shuffle': raise ValueError(f"sampler must be 'shuffle' or 'pk', got {cfg.sampler!r}")
     dls = device_dataloaders(data, bs=cfg.batch_size, valid=split, n_views=method.views, sampler=sampler, seed=cfg.seed, device=device)
     kw = dict(cfg.overrides)
