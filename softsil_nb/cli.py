@@ -93,8 +93,7 @@ def main(argv:list|None=None) -> int:
         ov = json.loads(Path(a.overhead).read_text()) if Path(a.overhead).exists() else {}
         text = E.report(recs, ov.get('seconds_per_step'), ov.get('peak_memory_mib'))
         Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(text + '\n')
-        keys = {c.key() for c in E.suite('paper')}
-        main_df = E.results_frame([r for r in recs if r['key'] in keys and r.get('split', 'test') == 'test'])
+        main_df = E.suite_frame(recs, 'paper')
         if len(main_df): _save_figure(main_df, Path(a.out).parent/'accuracy.png', 'paper suite: 50 labelled images per class')
         if a.readme: update_readme(a.readme, E.readme_results(recs, ov.get('seconds_per_step')))
         print(text)

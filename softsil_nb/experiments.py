@@ -11,10 +11,11 @@ import numpy as np
 import fastai.callback.all  # noqa: F401  (Learner.no_bar and no_logging)
 
 # %% auto #0
-__all__ = ['LOSS_VERSION', 'PAPER_METHODS', 'PAPER_DATASETS', 'CHOSEN', 'RunConfig', 'environment', 'ResultsFile', 't_interval',
-           'outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table', 'SkipValidation',
-           'build_learner', 'evaluate', 'run_one', 'suite', 'run_suite', 'sweep_table', 'measure_overhead',
-           'measure_peak_memory', 'verdicts', 'ablation_table', 'report', 'coverage', 'readme_results']
+__all__ = ['LOSS_VERSION', 'PAPER_METHODS', 'PAPER_DATASETS', 'CHOSEN', 'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile',
+           't_interval', 'outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table',
+           'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'suite', 'run_suite', 'sweep_table',
+           'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame', 'report', 'coverage',
+           'readme_results']
 
 # %% ../nbs/07_experiments.ipynb #71addf97
 LOSS_VERSION = 1   # bump when a loss definition changes: results of older versions are not mixed with new ones
@@ -261,7 +262,7 @@ def run_one(
         metrics = evaluate(learn)
     epochs = cfg.epochs + (cfg.stage2_epochs if get_method(cfg.method).stages == 2 else 0)
     timing = dict(fit_seconds=fit_s, seconds_per_epoch=fit_s / epochs, n_train=len(dls.train.dataset),
-                  memory_format='channels_last')
+                  memory_format='channels_last' if hasattr(learn, 'channels_last') else 'contiguous')
     if cuda: timing['peak_cuda_mb'] = torch.cuda.max_memory_allocated() / 2**20
     return dict(key=cfg.key(), config=asdict(cfg), split=split, metrics=metrics, timing=timing, env=environment(),
                 finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
@@ -354,10 +355,9 @@ def _step_seconds(learn, xb, yb) -> float:
 
 def _step_learner(cfg:RunConfig, device=None):
     "The DataLoaders and Learner of `cfg` ready for bare training steps: optimizer, train mode, memory format as `fit` leaves it."
-    import torch
     dls, learn = build_learner(cfg, device=device)
     learn.create_opt(); learn.model.train()
-    if hasattr(learn, 'channels_last'): learn.model.to(memory_format=torch.channels_last)       # what ChannelsLast does in before_fit
+    if hasattr(learn, 'channels_last'): learn.channels_last.before_fit()       # the memory format fit gives the model
     return dls, learn
 
 def measure_overhead(dataset:str='fashion_mnist', methods=PAPER_METHODS, rounds:int=10, steps:int=5, batch_size:int=128, device=None) -> dict:
@@ -440,13 +440,16 @@ def _variant(c:RunConfig, base:RunConfig) -> str:
 
 def ablation_table(records:list) -> str:
     "Markdown: top-1 of each ablation variant and its paired difference to the chosen setting (first record of a run); '' without ablation records."
+    from softsil_nb.losses import SoftSilhouetteLoss
     cfgs = suite('ablation'); base = cfgs[0]
     keys = {c.key(): c for c in cfgs}
+    df = results_frame([r for r in records if r['key'] in keys and r.get('split', 'test') == 'test'])
+    if not len(df): return ''
     acc = {}
-    for r in records:
-        c = keys.get(r['key'])
-        if c is not None and r.get('split', 'test') == 'test': acc.setdefault(_variant(c, base), {}).setdefault(c.seed, r['metrics']['accuracy'])
-    if not acc: return ''
+    for k, a in zip(df['key'], df['accuracy']): acc.setdefault(_variant(keys[k], base), {})[keys[k].seed] = a
+    d0 = SoftSilhouetteLoss()
+    chosen = ', '.join([f'{k}={x}' for k, x in base.overrides] + [f'{o}={getattr(d0, o)}' for o in ('temperature', 'soft_min', 'metric')
+                                                                   if o not in dict(base.overrides)])
     ref, lines = acc.get('', {}), []
     for v in dict.fromkeys(_variant(c, base) for c in cfgs):
         if v not in acc: continue
@@ -457,12 +460,20 @@ def ablation_table(records:list) -> str:
         else:
             m, lo, hi = t_interval(d)
             diff = f'{m * 100:+.2f}' + (f' [{lo * 100:+.2f}, {hi * 100:+.2f}]' if len(d) > 1 else '')
-        name = v or 'chosen: sil=3.0, temperature=0.1, soft_min=softmax, metric=cosine, shuffled batches'
+        name = v or f"chosen: {chosen}, {'shuffled' if base.sampler == 'shuffle' else base.sampler} batches"
         lines.append(f'| {name} | {_fmt(a.mean(), a.std(ddof=1) if len(a) > 1 else None)} | {diff} | {len(a)} |')
     return ('| variant | top-1 (%) | difference to the chosen setting (points, 95% CI) | seeds |\n|---|---|---|---|\n' + '\n'.join(lines))
 
 
 # %% ../nbs/07_experiments.ipynb #1965a689
+PAIRED_NOTE = ('accuracy points; per dataset a 95% t interval over seeds; for the average, the mean over datasets per seed, '
+               'then a t interval over the seeds that have every dataset')
+
+def suite_frame(records:list, name:str):
+    "`results_frame` of the test records that belong to the suite `name`."
+    keys = {c.key() for c in suite(name)}
+    return results_frame([r for r in records if r['key'] in keys and r.get('split', 'test') == 'test'])
+
 def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
     "Markdown from results alone: per suite, accuracy per dataset and method, paired differences, silhouettes, overhead, verdicts."
     recs = [r for r in records if r.get('split', 'test') == 'test']
@@ -472,18 +483,15 @@ def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
     if chosen: parts.append(f'### Hyperparameter sweep (ce+sil, validation sets, 2 seeds; chosen: {chosen}, fixed for every method and dataset)\n\n' + sweep)
     for name, title in (('paper', 'Main table: 50 labelled training images per class, full test split'),
                         ('full', 'Second table: all training data, short budget'), ('quick', 'Quick reproduction (uci_digits)')):
-        keys = {c.key() for c in suite(name)}
-        sub = results_frame([r for r in recs if r['key'] in keys])
+        sub = suite_frame(recs, name)
         if not len(sub): continue
         seeds, c0 = sub.groupby(['dataset', 'method']).size(), suite(name)[0]
         budget = (f'{c0.epochs} epochs, batches of {c0.batch_size}, lr {c0.lr}; two-stage methods then train a linear classifier on frozen features '
                   f'for {c0.stage2_epochs} epochs (lr {c0.stage2_lr})')
-        parts.append(f'### {title}\n\n{budget}. {len(sub)} of {len(keys)} runs; top-1 test accuracy (%), mean ± sd over seeds '
+        parts.append(f'### {title}\n\n{budget}. {len(sub)} of {len(suite(name))} runs; top-1 test accuracy (%), mean ± sd over seeds '
                      f'({seeds.min()}-{seeds.max()} seeds per cell).\n\n' + accuracy_table(sub))
         for ref in ('ce', 'supcon2'):
-            if ref in set(sub.method): parts.append(f'Paired difference against {ref} (accuracy points; per dataset a 95% t interval over seeds; for the '
-                                                    'average, the mean over datasets per seed, then a t interval over the seeds that have every dataset):\n\n'
-                                                    + paired_table(sub, ref))
+            if ref in set(sub.method): parts.append(f'Paired difference against {ref} ({PAIRED_NOTE}):\n\n' + paired_table(sub, ref))
         parts.append('Exact silhouette (cosine) of the test features, mean ± sd over seeds:\n\n' + accuracy_table(sub, 'silhouette_cosine', pct=False))
         parts.append('Seconds per epoch as the runs went (not interleaved; see the overhead table for ratios):\n\n'
                      + accuracy_table(sub, 'seconds_per_epoch', pct=False))
@@ -502,28 +510,29 @@ def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
 
 # %% ../nbs/07_experiments.ipynb #a1b2c3e2
 def coverage(records:list) -> str:
-    "Markdown list: for each of the paper, full and ablation suites, the runs `records` hold out of its runs, seed by seed."
-    done, out = {r['key'] for r in records if r.get('split', 'test') == 'test'}, []
+    "Markdown list: for each of the paper, full and ablation suites, the runs `records` hold out of its runs, seed by seed, and their summed fit time."
+    first, out = {}, []
+    for r in records:
+        if r.get('split', 'test') == 'test': first.setdefault(r['key'], r)                      # a run counts once, as its first record
     for name in ('paper', 'full', 'ablation'):
         cfgs = suite(name)
-        by_seed = '; '.join(f'seed {s}: {sum(c.key() in done for c in cfgs if c.seed == s)}/{sum(c.seed == s for c in cfgs)}'
+        by_seed = '; '.join(f'seed {s}: {sum(c.key() in first for c in cfgs if c.seed == s)}/{sum(c.seed == s for c in cfgs)}'
                             for s in sorted({c.seed for c in cfgs}))
-        out.append(f'- `{name}`: {sum(c.key() in done for c in cfgs)} of {len(cfgs)} runs ({by_seed})')
+        hours = sum(first[c.key()].get('timing', {}).get('fit_seconds', 0.) for c in cfgs if c.key() in first) / 3600
+        out.append(f'- `{name}`: {sum(c.key() in first for c in cfgs)} of {len(cfgs)} runs ({by_seed}); {hours:.1f} h of training recorded')
     return '\n'.join(out)
 
 def readme_results(records:list, overhead:dict|None=None) -> str:
     "Markdown for the README: coverage, the main table, its paired differences against ce, the verdicts, the full-data table, the ablation."
     recs = [r for r in records if r.get('split', 'test') == 'test']
-    keys = {c.key() for c in suite('paper')}
-    main = results_frame([r for r in recs if r['key'] in keys])
+    main = suite_frame(recs, 'paper')
     parts = ['Runs in the committed results files:\n\n' + coverage(recs)]
     if len(main):
         parts += ['Top-1 test accuracy (%) of the main table, mean ± sd over seeds:\n\n' + accuracy_table(main),
-                  'Paired difference against `ce` (accuracy points; per dataset a 95% t interval over seeds; for the average, '
-                  'the mean over datasets per seed, then a t interval over the seeds that have every dataset):\n\n' + paired_table(main, 'ce'),
+                  f'Paired difference against `ce` ({PAIRED_NOTE}):\n\n' + paired_table(main, 'ce'),
                   'Verdicts on the paper\'s claims (a claim is *supported* only when every interval it needs lies above 0):\n\n'
                   + '\n'.join(f'- **{k}**: {v[0]}.' for k, v in verdicts(main, overhead).items())]
-    full = results_frame([r for r in recs if r['key'] in {c.key() for c in suite('full')}])
+    full = suite_frame(recs, 'full')
     if len(full): parts += ['Second table, all training data (one epoch; supcon2 then one epoch of its linear classifier), top-1 (%), mean ± sd over seeds:\n\n'
                             + accuracy_table(full), 'Its paired difference against `ce`:\n\n' + paired_table(full, 'ce')]
     abl = ablation_table(recs)
