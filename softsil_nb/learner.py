@@ -23,13 +23,14 @@ from pytorch_metric_learning.utils.inference import CustomKNN
 from .silhouette import silhouette_score, _check_choice
 from .losses import CombinedLoss, SoftSilhouetteLoss, PMLLoss, INPUTS
 from .models import EmbeddingClassifier, create_model, embedding_splitter
+from .callbacks import SIL_WEIGHT
 
 # %% auto #0
 __all__ = ['PML_KINDS', 'CLASSIFIERS', 'TERMS', 'METHODS', 'RETRIEVAL', 'Method', 'get_method', 'methods_markdown', 'pml_term',
-           'RandomShiftNoise', 'MultiViewCallback', 'MixViewsCheck', 'LossTermMetric', 'LossTermsCallback', 'accuracy',
-           'FeatureMetric', 'SilhouetteMetric', 'KNNAccuracy', 'RetrievalMetric', 'default_metrics', 'WithLossParams',
-           'ProxyClassifierCallback', 'method_learner', 'set_stage', 'LinearProbeCallback', 'fit_two_stage',
-           'fit_method']
+           'RandomShiftNoise', 'MultiViewCallback', 'MixViewsCheck', 'LossTermMetric', 'OnLogits', 'LossTermsCallback',
+           'accuracy', 'FeatureMetric', 'SilhouetteMetric', 'KNNAccuracy', 'RetrievalMetric', 'default_metrics',
+           'WithLossParams', 'ProxyClassifierCallback', 'method_learner', 'set_stage', 'LinearProbeCallback',
+           'fit_two_stage', 'fit_method']
 
 # %% ../nbs/06_learner.ipynb #59070899
 PML_KINDS = ('triplet', 'proxyanchor', 'arcface')
@@ -78,13 +79,13 @@ class Method:
 # %% ../nbs/06_learner.ipynb #2dbd6cc8
 METHODS = {m.name: m for m in (
     Method('ce', description='cross-entropy alone: the baseline'),
-    Method('ce+sil', sil=1.0, description='cross-entropy + Soft Silhouette Loss on the features (the paper\'s CE + Sil)'),
+    Method('ce+sil', sil=SIL_WEIGHT, description='cross-entropy + Soft Silhouette Loss on the features (the paper\'s CE + Sil)'),
     Method('ce+supcon', supcon=1.0, views=2, description='cross-entropy + SupCon, jointly in one stage'),
     Method('supcon2', ce=0.0, supcon=1.0, stages=2, views=2,
            description='SupCon, then a linear classifier on frozen features (the likely reading of "SupCon2")'),
-    Method('supcon+sil', ce=0.0, supcon=1.0, sil=1.0, stages=2, views=2,
+    Method('supcon+sil', ce=0.0, supcon=1.0, sil=SIL_WEIGHT, stages=2, views=2,
            description='SupCon + Soft Silhouette Loss, then a linear classifier on frozen features'),
-    Method('ce+supcon+sil', supcon=1.0, sil=1.0, views=2, description='all three jointly (the paper\'s best combination)'),
+    Method('ce+supcon+sil', supcon=1.0, sil=SIL_WEIGHT, views=2, description='all three jointly (the paper\'s best combination)'),
     Method('ce+triplet', pml=1.0, pml_kind='triplet', description='cross-entropy + triplet margin loss with semi-hard mining (PML)'),
     Method('ce+proxyanchor', pml=1.0, pml_kind='proxyanchor', description='cross-entropy + Proxy-Anchor loss (PML), learnable proxies'),
     Method('arcface', ce=0.0, pml=1.0, pml_kind='arcface', classifier='pml_cosine',
@@ -213,10 +214,36 @@ class LossTermMetric(Metric):
     @property
     def name(self): return self.term if self.phase is None else f'{self.phase}_{self.term}'
 
+class _LogitsView:
+    "The Learner as a metric sees it, with `pred` the logits (first view) of a (logits, features, projections) prediction."
+    def __init__(self, learn): self._learn = learn
+    def __getattr__(self, k): return getattr(self._learn, k)
+    @property
+    def pred(self):
+        p = self._learn.pred
+        if not (isinstance(p, (tuple, list)) and len(p) == 3): return p
+        y = self._learn.y
+        return p[0][:len(y)] if isinstance(y, Tensor) and y.ndim and len(p[0]) != len(y) else p[0]
+
+class OnLogits(Metric):
+    "A fastai metric on the logits of a (logits, features, projections) prediction: fastai's own metrics on our models, unchanged."
+    def __init__(self, metric:Metric): self.metric = metric
+    def reset(self): self.metric.reset()
+    def accumulate(self, learn): self.metric.accumulate(_LogitsView(learn))
+    @property
+    def value(self): return self.metric.value
+    @property
+    def name(self): return self.metric.name
+
+def _on_logits(m:Metric) -> Metric:
+    "Wrap a metric that reads `learn.pred` as a tensor (fastai's) in `OnLogits`; ours read the tuple themselves."
+    return m if isinstance(m, (OnLogits, LossTermMetric)) or getattr(m, 'tuple_aware', False) else OnLogits(m)
+
 class LossTermsCallback(Callback):
-    "Log each active term of the loss's `.last` as its own column (train and valid) of the progress table and `Recorder`."
+    "Log each active term of the loss's `.last` as its own column (train and valid); give fastai's metrics the logits."
     order = Recorder.order - 1
     def before_fit(self):
+        self.trained = False
         self.lossf = self.learn.loss_func
         weights = getattr(self.lossf, 'weights', None)
         terms = [t for t in TERMS if isinstance(weights, dict) and weights.get(t, 0) > 0]
@@ -224,18 +251,22 @@ class LossTermsCallback(Callback):
         mets = [LossTermMetric(t) for t in terms] if both else (
             [LossTermMetric(t, 'train') for t in terms] + [LossTermMetric(t, 'valid') for t in terms])
         self.mets = mets
-        self.learn.metrics = mets + [m for m in self.learn.metrics if not isinstance(m, LossTermMetric)]
+        self.learn.metrics = mets + [_on_logits(m) for m in self.learn.metrics if not isinstance(m, LossTermMetric)]
 
     def before_train(self):
+        self.trained = True
         for m in self.mets:
             if m.phase == 'train': m._clear()
+    def before_validate(self):
+        "`validate()` and `get_preds` have no training phase: the train columns then give the terms on the data they see."
+        if not self.trained: self.before_train(); self.trained = False
 
     def after_loss(self):
         last = getattr(self.lossf, 'last', None)
         if not len(self.yb) or not last: return
         bs = find_bs(self.yb)
         for m in self.mets:
-            if m.term in last and (m.phase is None or (m.phase == 'train') == self.training): m.add(last[m.term].detach(), bs)
+            if m.term in last and (m.phase is None or (m.phase == 'train') == self.training or (m.phase == 'train' and not self.trained)): m.add(last[m.term].detach(), bs)
 
 # %% ../nbs/06_learner.ipynb #f14afb6a
 def _first_view(t:Tensor, y:Tensor) -> Tensor:
@@ -258,6 +289,7 @@ def accuracy(pred, y:Tensor) -> Tensor:
 # %% ../nbs/06_learner.ipynb #2bb90003
 class FeatureMetric(Metric):
     "Base of the representation metrics: accumulate one output of the model (first view) and the labels on the CPU, compute once."
+    tuple_aware = True                                    # reads the (logits, features, projections) tuple itself
     def __init__(self,
                  input:str='features', # which output: 'features', 'projections' or 'logits'
                  name:str|None=None): # column name; a default from the metric's options

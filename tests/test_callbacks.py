@@ -318,3 +318,37 @@ def test_export_from_folder_plain(folder, tmp_path):
     l2 = load_learner(tmp_path / 'plain.pkl')
     with l2.no_bar(): p2 = l2.predict(img)
     assert p1[0] == p2[0] and torch.allclose(p1[2], p2[2], atol=1e-6)
+
+def test_fastai_pieces_on_method_learner(folder, tmp_path):
+    "fastai's accuracy, error_rate, F1Score, top_k_accuracy, ClassificationInterpretation, predict, show_results on a method_learner Learner."
+    import matplotlib; matplotlib.use('Agg')
+    from sklearn.metrics import confusion_matrix, f1_score
+    from fastai.interpret import ClassificationInterpretation
+    from fastai.metrics import accuracy as fa_accuracy, error_rate, F1Score, top_k_accuracy
+    from softsil_nb.learner import fit_method
+    dls = folder_dls(folder)
+    learn = method_learner(dls, 'ce+sil', arch='resnet18', feat_dim=32, proj_dim=16, path=tmp_path,
+                           metrics=[fa_accuracy, error_rate, F1Score(average='macro'), top_k_accuracy])
+    assert learn.loss_func.weights['sil'] == SIL_WEIGHT
+    with learn.no_bar(), learn.no_logging():
+        fresh = learn.validate()                                         # before any training: every column a number
+        fit_method(learn, 1, 1e-3)
+        vals = learn.validate()
+        probs, y = learn.get_preds()
+    names = ['valid_loss'] + list(learn.metrics.attrgot('name'))
+    assert names == ['valid_loss', 'train_ce', 'train_sil', 'valid_ce', 'valid_sil', 'accuracy', 'error_rate', 'f1_score', 'top_k_accuracy']
+    assert all(math.isfinite(v) for v in fresh) and all(math.isfinite(v) for v in vals)
+    got = dict(zip(names, vals))
+    pred = probs.argmax(1)
+    assert got['accuracy'] == pytest.approx((pred == y).float().mean().item(), abs=1e-6)
+    assert got['error_rate'] == pytest.approx(1 - got['accuracy'], abs=1e-6)
+    assert got['f1_score'] == pytest.approx(f1_score(y, pred, average='macro'), abs=1e-6)
+    top5 = (probs.topk(5, 1).indices == y[:, None]).any(1).float().mean().item()
+    assert got['top_k_accuracy'] == pytest.approx(top5, abs=1e-6)
+    assert got['train_sil'] == pytest.approx(got['valid_sil'], rel=1e-6)     # validate(): the train columns give the terms on its data
+    interp = ClassificationInterpretation.from_learner(learn)
+    assert (np.asarray(interp.confusion_matrix()) == confusion_matrix(y, pred, labels=range(10))).all()
+    with learn.no_bar():
+        lab, idx, p = learn.predict(folder / 'valid' / '4' / '8.png')
+        learn.show_results(max_n=4)
+    assert lab == dls.vocab[int(idx)] and p.shape == (10,)

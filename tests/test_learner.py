@@ -71,7 +71,7 @@ def test_methods_table():
         assert m.views == (2 if m.supcon > 0 else 1)
         assert (m.stages == 2) == (name in ('supcon2', 'supcon+sil'))
         if m.stages == 2: assert m.weights(0)['ce'] == 0 and m.weights(1) == dict(ce=1., supcon=0., sil=0., pml=0.)
-    assert METHODS['ce+supcon+sil'].weights(0) == dict(ce=1., supcon=1., sil=1., pml=0.)
+    assert METHODS['ce+supcon+sil'].weights(0) == dict(ce=1., supcon=1., sil=3., pml=0.)
     assert {m.pml_kind for m in METHODS.values()} == {None, 'triplet', 'proxyanchor', 'arcface'}
     md = methods_markdown().splitlines()
     assert len(md) == 2 + len(METHODS) and all(f'`{n}`' in md[i + 2] for i, n in enumerate(METHODS))
@@ -142,15 +142,17 @@ def test_recorder_train_metrics_names(dls):
     assert names[:5] == ['epoch', 'train_loss', 'train_ce', 'train_sil', 'train_accuracy']
     assert 'valid_ce' in names and 'valid_sil' in names and 'train_train_ce' not in names
     rec = dict(zip(names[1:], learn.recorder.values[-1]))
-    assert abs(rec['valid_loss'] - rec['valid_ce'] - rec['valid_sil']) < 1e-4
+    assert abs(rec['valid_loss'] - rec['valid_ce'] - 3.0 * rec['valid_sil']) < 1e-4      # the default silhouette weight is 3.0
 
-def test_validate_reports_nan_train_terms(dls):
+def test_validate_reports_every_column(dls):
     learn = method_learner(dls, 'ce+sil', **SMALL)
     quiet_fit(learn, learn.fit, 1, 1e-2)
     with learn.no_bar(): res = learn.validate()
     names = [n for n in learn.recorder.metric_names[2:-1]]
     rec = dict(zip(names, res))
-    assert math.isnan(rec['train_ce']) and math.isfinite(rec['valid_ce'])
+    assert all(math.isfinite(v) for v in res)                  # validate() has no training phase: the train columns give its terms too
+    assert rec['train_ce'] == pytest.approx(rec['valid_ce'], rel=1e-6) and rec['train_sil'] == pytest.approx(rec['valid_sil'], rel=1e-6)
+    assert rec['valid_loss'] == pytest.approx(rec['valid_ce'] + 3.0 * rec['valid_sil'], rel=1e-4)
 
 def test_loss_term_metric():
     m = LossTermMetric('sil', 'train')
@@ -262,7 +264,7 @@ def test_two_stage_protocol(dls):
 def test_set_stage(dls):
     learn = method_learner(dls, 'supcon+sil', **SMALL)
     set_stage(learn, 1); assert learn.loss_func.weights['ce'] == 1 and learn.loss_func.weights['sil'] == 0
-    set_stage(learn, 0); assert learn.loss_func.weights == dict(ce=0., supcon=1., sil=1., pml=0.)
+    set_stage(learn, 0); assert learn.loss_func.weights == dict(ce=0., supcon=1., sil=3., pml=0.)
     with pytest.raises(ValueError, match='has 2 stage'): set_stage(learn, 2)
     del learn.method
     with pytest.raises(ValueError, match='no method'): fit_method(learn, 1)

@@ -6,7 +6,7 @@ README = Path(__file__).resolve().parent.parent/'README.md'
 
 def test_readme_examples_run():
     blocks = re.findall(r'```python\n(.*?)```', README.read_text(), flags=re.S)
-    assert len(blocks) == 2, 'the README should hold the plain PyTorch and the fastai example'
+    assert len(blocks) == 3, 'the README should hold the plain PyTorch, the fastai and the callback example'
     ns = {}
     exec(compile(blocks[0], 'README:pytorch', 'exec'), ns)
     import torch, torch.nn.functional as F
@@ -18,3 +18,10 @@ def test_readme_examples_run():
     exec(compile(blocks[1], 'README:fastai', 'exec'), ns)
     probs, targs = ns['learn'].get_preds()
     assert (probs.argmax(1) == targs).float().mean() > 0.5
+    ns = {}
+    exec(compile(blocks[2], 'README:callbacks', 'exec'), ns)
+    import math
+    for learn, cols in ((ns['learn'], ['sil']), (ns['both'], ['supcon', 'sil'])):
+        names = list(learn.recorder.metric_names[1:-1])
+        assert names == ['train_loss', 'valid_loss', 'accuracy'] + cols
+        assert all(math.isfinite(v) for v in learn.recorder.values[-1])
