@@ -59,6 +59,7 @@ SIL_WEIGHT = 3.0   # the Soft Silhouette weight chosen by the `sweep` suite; rea
 
 class TermMetric(Metric):
     "The epoch mean of a `LossTermCallback`'s term (unweighted), as its own column of the fastai table."
+    tuple_aware = True                                    # reads no prediction: `method_learner`'s `OnLogits` leaves it as it is
     def __init__(self, cb): self.cb = cb; self.reset()
     def reset(self): self.total, self.count = 0., 0
     def accumulate(self, learn):

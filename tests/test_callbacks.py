@@ -352,3 +352,13 @@ def test_fastai_pieces_on_method_learner(folder, tmp_path):
         lab, idx, p = learn.predict(folder / 'valid' / '4' / '8.png')
         learn.show_results(max_n=4)
     assert lab == dls.vocab[int(idx)] and p.shape == (10,)
+
+def test_callbacks_on_method_learner_columns():
+    "On a method_learner Learner the callback's column sits beside LossTermsCallback's, once per fit, and leaves after."
+    dls = small_dls()
+    learn = method_learner(dls, 'ce', arch_kwargs=dict(widths=(8, 16)), feat_dim=16, proj_dim=8, cbs=SoftSilhouetteCallback())
+    with learn.no_bar(), learn.no_logging():
+        for _ in range(2): learn.fit(1, 1e-3)
+    names = learn.recorder.metric_names[1:-1]
+    assert names.count('sil') == 1 and names[-1] == 'sil' and 'train_ce' in names
+    assert 'sil' not in learn.metrics.attrgot('name')
