@@ -292,7 +292,11 @@ def test_supcon_on_vision_learner(folder, tmp_path):
     assert not torch.equal(heads[0][0], sup.head[0].weight.detach())          # the head's parameters are in the optimizer
     assert any(p is sup.head[0].weight for pl in learn.opt.param_lists for p in pl)
     learn.save('m')                                                         # save/load: the model and the optimizer state (head slots included)
+    w = [p.detach().clone() for p in learn.model.parameters()]
+    with torch.no_grad():
+        for p in learn.model.parameters(): p.zero_()
     learn.load('m')
+    assert all(torch.equal(a, p) for a, p in zip(w, learn.model.parameters()))
 
 def test_errors(folder):
     "No views for SupCon, multi-label and regression targets: a clear error naming the callback."
@@ -362,3 +366,25 @@ def test_callbacks_on_method_learner_columns():
     names = learn.recorder.metric_names[1:-1]
     assert names.count('sil') == 1 and names[-1] == 'sil' and 'train_ce' in names
     assert 'sil' not in learn.metrics.attrgot('name')
+
+def test_layer_module_or_function():
+    "layer= a module or a function model -> module: its output are the features; a module outside the model is refused."
+    dls = small_dls()
+    for make_layer in (lambda m: m[2], None):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        cb = SoftSilhouetteCallback(1.0, layer=make_layer if make_layer is not None else m[1], num_classes=10)
+        learn = Learner(dls, m, loss_func=CrossEntropyLossFlat(), cbs=cb)
+        rec = Record()
+        with learn.no_bar(), learn.no_logging(), hook_output(cb.layer(m) if callable(cb.layer) and not isinstance(cb.layer, nn.Module) else cb.layer, detach=False) as h:
+            feats = []
+            class Keep(Callback):
+                order = 5.4
+                def after_loss(self):
+                    if self.training: feats.append(h.stored)
+            learn.fit(1, 1e-3, cbs=[rec, Keep()])
+        for (pred, y, loss), f in zip(rec.rows, feats):
+            torch.testing.assert_close(loss, (F.cross_entropy(pred, y) + sil_of(f, y)).detach(), rtol=1e-5, atol=1e-6)
+    learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), loss_func=CrossEntropyLossFlat(), cbs=SoftSilhouetteCallback(layer=nn.Linear(2, 2)))
+    with pytest.raises(ValueError, match='not part of the Learner'):
+        with learn.no_bar(): learn.fit(1)
