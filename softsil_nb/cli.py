@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('name'); s.add_argument('--results', default=None, help='default: results/NAME.jsonl')
     s.add_argument('--limit', type=int, default=None, help='stop after this many new runs')
     s.add_argument('--shard', default='0/1', help='I/N: run every N-th configuration from the I-th (N processes side by side)')
+    s.add_argument('--dry-run', action='store_true', help='list the runs, what is done and which data is missing; load and train nothing')
     o = sub.add_parser('overhead', help='seconds per step (interleaved) and peak memory of each method')
     o.add_argument('--dataset', default='fashion_mnist'); o.add_argument('--out', default='results/overhead.json')
     o.add_argument('--rounds', type=int, default=10)
@@ -82,6 +83,7 @@ def main(argv:list|None=None) -> int:
         print(json.dumps(rec['metrics'], indent=1))
     elif a.cmd == 'suite':
         i, n = (int(v) for v in a.shard.split('/'))
+        if a.dry_run: print(E.dry_run(E.suite(a.name), a.results or f'results/{a.name}.jsonl', shard=(i, n))); return 0
         E.run_suite(E.suite(a.name), a.results or f'results/{a.name}.jsonl', split='valid' if a.name == 'sweep' else 'test', shard=(i, n))
     elif a.cmd == 'overhead':
         sec = E.measure_overhead(a.dataset, rounds=a.rounds); mem = E.measure_peak_memory(a.dataset)

@@ -778,8 +778,12 @@ def dataset_available(name:str, root=None) -> bool:
         return not s.sources or any(_present(src, data_dir(root)) for src in s.sources)
     if name in TORCHVISION_DATASETS: return _manifest_path(name, root).is_file()
     if name in INTERNET_DATASETS:
-        from fastai.data.external import fastai_cfg
-        return (fastai_cfg().path('data')/Path(INTERNET_DATASETS[name].url).name.split('.')[0]).is_dir()
+        home = Path(os.getenv('FASTAI_HOME', '~/.fastai')).expanduser() # where `untar_data` extracts (without creating fastai's config)
+        if (home/'config.ini').is_file():
+            from fastai.data.external import fastai_cfg
+            data = fastai_cfg().path('data')
+        else: data = home/'data'
+        return (data/Path(INTERNET_DATASETS[name].url).name.split('.')[0]).is_dir()
     _spec(name)
 
 def fetch_torchvision(

@@ -11,11 +11,11 @@ import numpy as np
 import fastai.callback.all  # noqa: F401  (Learner.no_bar and no_logging)
 
 # %% auto #0
-__all__ = ['LOSS_VERSION', 'PAPER_METHODS', 'PAPER_DATASETS', 'CHOSEN', 'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile',
-           't_interval', 'outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table',
-           'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'suite', 'run_suite', 'sweep_table',
-           'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame', 'report', 'coverage',
-           'readme_results']
+__all__ = ['LOSS_VERSION', 'PAPER_METHODS', 'PAPER_DATASETS', 'CHOSEN', 'PAPER_ORIGINAL_DATASETS', 'PAPER_ORIGINAL_METHODS',
+           'PAPER_ORIGINAL_BUDGET', 'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile', 't_interval', 'outcome',
+           'results_frame', 'accuracy_table', 'paired_differences', 'paired_table', 'SkipValidation', 'build_learner',
+           'evaluate', 'run_one', 'suite', 'run_suite', 'paper_original', 'dry_run', 'sweep_table', 'measure_overhead',
+           'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame', 'report', 'coverage', 'readme_results']
 
 # %% ../nbs/07_experiments.ipynb #71addf97
 LOSS_VERSION = 1   # bump when a loss definition changes: results of older versions are not mixed with new ones
@@ -184,8 +184,10 @@ _DATA_CACHE = {}
 
 def _load(name:str):
     "Load (and keep, per process) a dataset of the registry."
-    from softsil_nb.data import load_dataset
-    if name not in _DATA_CACHE: _DATA_CACHE[name] = load_dataset(name)
+    from softsil_nb.data import load_dataset, fetch, TORCHVISION_DATASETS, dataset_available
+    if name not in _DATA_CACHE:
+        if name in TORCHVISION_DATASETS and not dataset_available(name): fetch(name) # torchvision downloads it (the internet)
+        _DATA_CACHE[name] = load_dataset(name)
     return _DATA_CACHE[name]
 
 def _subset(cfg:RunConfig, split:str):
@@ -213,8 +215,10 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
         sampler = ClassBalancedSampler(p=p, k=cfg.batch_size // p,  # close to batch_size as p x k allows, and as many batches per
                                        n_batches=max(1, len(data.y_train) // cfg.batch_size))    # epoch as shuffled batches (drop_last)
     elif cfg.sampler != 'shuffle': raise ValueError(f"sampler must be 'shuffle' or 'pk', got {cfg.sampler!r}")
-    dls = device_dataloaders(data, bs=cfg.batch_size, valid=split, n_views=method.views, sampler=sampler, seed=cfg.seed, device=device)
+    dls = device_dataloaders(data, bs=cfg.batch_size, valid=split, n_views=method.views, sampler=sampler, seed=cfg.seed, device=device,
+                             augment=dict(cfg.overrides).get('augment', True))
     kw = dict(cfg.overrides)
+    kw.pop('augment', None)                                        # a loader option, not the Learner's
     if any(k in kw for k in ('temperature', 'soft_min', 'metric', 'denominator', 'average')):
         from softsil_nb.losses import SoftSilhouetteLoss
         sil_opts = {k: kw.pop(k) for k in ('temperature', 'soft_min', 'metric', 'denominator', 'average') if k in kw}
@@ -296,6 +300,7 @@ def suite(name:str) -> list:
         grid = [dict(sil=w, temperature=t) for w in (0.3, 1.0, 3.0) for t in (0.1, 0.5)]
         return [RunConfig(d, 'ce+sil', s, k_per_class=50, epochs=30).with_overrides(**g) for d in ('uci_digits', 'fashion_mnist')
                 for s in range(2) for g in grid]
+    if name == 'paper-original': return paper_original() # the paper's own datasets and encoder (a GPU and the internet)
     raise ValueError(f"unknown suite {name!r}; known suites: quick, paper, full, ablation, sweep")
 
 # %% ../nbs/07_experiments.ipynb #7198215b
@@ -324,6 +329,49 @@ def run_suite(
         rec = run_one(cfg, split=split, device=device, bar=progress)
         rf.append(rec); n += 1
     return n
+
+# %% ../nbs/07_experiments.ipynb #b2f07145
+PAPER_ORIGINAL_DATASETS = ('cifar10', 'cifar100', 'stanford_cars', 'caltech101', 'caltech256', 'fgvc_aircraft', 'flowers102')
+PAPER_ORIGINAL_METHODS = ('ce', 'supcon2', 'ce+proxynca', 'ce+center', 'ce+sil', 'supcon+sil', 'ce+supcon+sil', 'ce+supcon')
+PAPER_ORIGINAL_BUDGET = dict(k_per_class=None, epochs=100, stage2_epochs=10, batch_size=128, lr=3e-3, arch='efficientnet_b0')
+
+def paper_original(seeds=(0, 1, 2)) -> list:
+    "The `paper-original` suite: the paper's 7 datasets x 8 methods x `seeds`, EfficientNet-B0 from scratch, per-sample AutoAugment."
+    from softsil_nb.learner import METHODS
+    out = []
+    for s in seeds:
+        for d in PAPER_ORIGINAL_DATASETS:
+            for m in PAPER_ORIGINAL_METHODS:
+                c = RunConfig(d, m, s, **PAPER_ORIGINAL_BUDGET).with_overrides(augment='autoaugment', feat_dim=1280)
+                out.append(_chosen(c) if m in METHODS else c) # a method not defined yet has no silhouette term to choose
+    return out
+
+def dry_run(
+    cfgs:list, # the configurations (e.g. `suite('paper-original')`)
+    results:str|Path, # the results file the suite would append to
+    shard:tuple=(0, 1), # (i, n): only the configurations this shard would run
+    root:str|Path|None=None, # the data cache folder (`data_dir()` by default)
+) -> str: # markdown: a summary, the runs with their status, the missing data and how to get it
+    "What `run_suite` would do, without loading data or training: each run's status, and which data is missing."
+    from softsil_nb.learner import METHODS
+    from softsil_nb.data import dataset_available, how_to_get
+    i, n = shard
+    if not 0 <= i < n: raise ValueError(f'shard must be (i, n) with 0 <= i < n, got {shard}')
+    done = ResultsFile(results).done()
+    have = {d: dataset_available(d, root) for d in dict.fromkeys(c.dataset for c in cfgs)}
+    rows, count = [], {}
+    for j, c in enumerate(cfgs):
+        if j % n != i: continue
+        st = ('done' if c.key() in done else 'method not defined in this build' if c.method not in METHODS
+              else 'data missing' if not have[c.dataset] else 'to run')
+        count[st] = count.get(st, 0) + 1
+        rows.append(f'| {j} | {c.dataset} | {c.method} | {c.seed} | {c.arch} | {c.epochs} | {c.batch_size} | {st} |')
+    head = (f'{len(rows)} runs' + (f' (shard {i}/{n})' if n > 1 else '') + f', results in {Path(results).name}: '
+            + ', '.join(f'{v} {k}' for k, v in count.items()))
+    table = '| # | dataset | method | seed | arch | epochs | batch | status |\n|---|---|---|---|---|---|---|---|\n' + '\n'.join(rows)
+    missing = [d for d, ok in have.items() if not ok]
+    miss = ('Data missing on this machine:\n\n' + '\n'.join(f'- `{d}`: {how_to_get(d, root)}' for d in missing)) if missing else 'All the data is here.'
+    return f'{head}\n\n{table}\n\n{miss}'
 
 # %% ../nbs/07_experiments.ipynb #2507e98a
 def sweep_table(records:list) -> tuple:

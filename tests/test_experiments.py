@@ -90,3 +90,45 @@ def test_run_suite_resumes(tmp_path):
     assert {r['config']['method'] for r in recs} == {'ce', 'ce+sil'}
     for r in recs:
         assert 0 <= r['metrics']['accuracy'] <= 1 and r['env']['loss_version'] == LOSS_VERSION and r['timing']['n_train'] == 50
+
+# ---------------------------------------------------------------- paper-original: the paper's datasets on EfficientNet-B0
+def test_paper_original_suite_and_dry_run_without_data(tmp_path, monkeypatch):
+    from softsil_nb.experiments import dry_run, PAPER_ORIGINAL_DATASETS, PAPER_ORIGINAL_METHODS
+    from softsil_nb.learner import METHODS
+    monkeypatch.setenv('FASTAI_HOME', str(tmp_path/'fastai')); monkeypatch.setenv('SOFTSIL_DATA', str(tmp_path/'data'))
+    po = suite('paper-original')
+    assert len(po) == len({c.key() for c in po}) == 7 * 8 * 3
+    assert {(c.dataset, c.method) for c in po} == {(d, m) for d in PAPER_ORIGINAL_DATASETS for m in PAPER_ORIGINAL_METHODS}
+    assert set(PAPER_ORIGINAL_DATASETS) == {'cifar10', 'cifar100', 'stanford_cars', 'caltech101', 'caltech256', 'fgvc_aircraft', 'flowers102'}
+    assert {c.arch for c in po} == {'efficientnet_b0'} and {dict(c.overrides)['augment'] for c in po} == {'autoaugment'}
+    known = [m for m in PAPER_ORIGINAL_METHODS if m in METHODS]
+    assert set(PAPER_ORIGINAL_METHODS) - set(known) <= {'ce+proxynca', 'ce+center'} # issue 13's, until merged
+    res = tmp_path/'paper-original.jsonl'
+    ResultsFile(res).append(dict(key=po[0].key(), config=asdict(po[0]), split='test', metrics=dict(accuracy=0.5)))
+    text = dry_run(po, res)
+    rows = [l for l in text.splitlines() if l.startswith('| ') and l[2].isdigit()]
+    assert len(rows) == 168 and rows[0].endswith('| done |')
+    status = lambda c: 'method not defined in this build' if c.method not in METHODS else 'data missing'
+    assert [r.rsplit('|', 2)[1].strip() for r in rows[1:]] == [status(c) for c in po[1:]]
+    assert text.startswith('168 runs, results in paper-original.jsonl: 1 done,')
+    for d in PAPER_ORIGINAL_DATASETS: assert f'- `{d}`: ' in text
+    assert 'cars_test_annos_withlabels.mat' in text
+    assert len([l for l in dry_run(po, res, shard=(2, 3)).splitlines() if l.startswith('| ') and l[2].isdigit()]) == 56
+    assert not (tmp_path/'data').exists() and not (tmp_path/'fastai').exists() # nothing fetched, nothing created
+
+def test_paper_original_run_trains_on_a_fixture(tmp_path, monkeypatch):
+    "One paper-original configuration (two views, AutoAugment, EfficientNet-B0) through run_one, on a tiny Caltech-101 in its own format."
+    import dataclasses, socket
+    import softsil_nb.experiments as E
+    def refuse(*a): raise AssertionError(f'network access attempted: {a}')
+    monkeypatch.setattr(socket.socket, 'connect', refuse) # nothing downloads
+    from softsil_nb.data import make_torchvision_fixture, fetch, load_dataset
+    make_torchvision_fixture('caltech101', tmp_path, n_train=6, n_test=2, size=(32, 32)); fetch('caltech101', tmp_path)
+    monkeypatch.setitem(E._DATA_CACHE, 'caltech101', load_dataset('caltech101', size=32, root=tmp_path))
+    cfg = next(c for c in suite('paper-original') if c.dataset == 'caltech101' and c.method == 'ce+supcon+sil')
+    cfg = dataclasses.replace(cfg, epochs=1, batch_size=8)
+    dls, learn = E.build_learner(cfg, device='cpu')
+    assert type(dls.train.after_batch.fs[0]).__name__ == 'PerSampleAutoAugment' and dls.train.after_batch.fs[0].n_views == 2
+    assert learn.model.feat_dim == 1280 and type(learn.model.encoder.neck).__name__ == 'Identity'
+    rec = E.run_one(cfg, device='cpu')
+    assert rec['config']['arch'] == 'efficientnet_b0' and rec['metrics']['n_eval'] == 6 and 0 <= rec['metrics']['accuracy'] <= 1
