@@ -289,7 +289,7 @@ def _drawn(policy, draw):
 @pytest.mark.parametrize('policy', ['imagenet', 'cifar10', 'svhn'])
 def test_autoaugment_per_sample_equals_torchvision_on_each_sample(policy):
     g = torch.Generator().manual_seed(1)
-    x = torch.randint(0, 256, (96, 3, 20, 20), generator=g, dtype=torch.uint8)
+    x = torch.randint(0, 256, (96, 3, 20, 28), generator=g, dtype=torch.uint8) # not square: TranslateX/Y use W/H
     x[48:] = x[0] # identical images in one batch
     aa = PerSampleAutoAugment(policy, seed=3)
     p = aa.sample_params(len(x)); out = aa.apply(x, p)
@@ -298,7 +298,7 @@ def test_autoaugment_per_sample_equals_torchvision_on_each_sample(policy):
         assert torch.equal(out[i], _drawn(policy, (int(p['policy'][i]), p['probs'][i], p['signs'][i]))(x[i])), i
     same = {out[i].numpy().tobytes() for i in range(48, 96)}
     assert len(same) > 8 # the identical inputs got different operations
-    assert len({tuple(t) for t in aa.ops(p, (20, 20))[48:]}) > 8
+    assert len({tuple(t) for t in aa.ops(p, (20, 28))[48:]}) > 8
 
 def test_torchvision_v2_autoaugment_on_a_batch_applies_one_operation():
     "Why we need our own: torchvision's v2 AutoAugment on a batch tensor gives every image the same operations."
