@@ -341,7 +341,7 @@ def interactive() -> bool:
     except (AttributeError, ValueError): return False
 
 from fastai.callback.progress import ProgressCallback
-from fastcore.basics import noop
+from fastai.imports import noop      # the one `no_logging` sets (not fastcore's)
 
 class TextProgressCallback(ProgressCallback):
     "fastai's per-epoch table as plain text lines, without progress bars: for output that is not a terminal."

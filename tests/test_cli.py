@@ -163,6 +163,7 @@ def test_output_to_a_file_has_no_progress_bar_text(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert '\r' not in out and '█' not in out and '|--' not in out, out
     assert any(l.startswith('[1/1] uci_digits ce seed 0: accuracy ') for l in out.splitlines()), out
+    assert not any(l.startswith('epoch') for l in out.splitlines()), out        # a quiet run: no fastai table either
 
 def test_output_to_a_terminal_keeps_the_bars(tmp_path):
     "stdout a terminal (a pty): fastai's progress bars are drawn."
