@@ -9,15 +9,16 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 import fastai.callback.all  # noqa: F401  (Learner.no_bar and no_logging)
+from .progress import interactive, progress_output
 try: import fcntl
 except ImportError: fcntl = None   # no claims or append lock without it (Windows): one process per results file there
 
 # %% auto #0
 __all__ = ['LOSS_VERSION', 'PAPER_METHODS', 'PAPER_DATASETS', 'CHOSEN', 'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile',
            't_interval', 'outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table',
-           'SkipValidation', 'build_learner', 'evaluate', 'interactive', 'TextProgressCallback', 'progress_output',
-           'run_one', 'suite', 'run_suite', 'sweep_table', 'measure_overhead', 'measure_peak_memory', 'verdicts',
-           'ablation_table', 'suite_frame', 'report', 'coverage', 'readme_results']
+           'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'suite', 'run_suite', 'sweep_table',
+           'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame', 'report', 'coverage',
+           'readme_results']
 
 # %% ../nbs/07_experiments.ipynb #71addf97
 LOSS_VERSION = 1   # bump when a loss definition changes: results of older versions are not mixed with new ones
@@ -330,55 +331,6 @@ def evaluate(learn, dl=None) -> dict:
                                                             torch.tensor(-2.)).argmax(1) for i in range(0, len(fn), 2048)])
     out['knn1_accuracy'] = (y[nn_idx] == y).float().mean().item()
     return out
-
-# %% ../nbs/07_experiments.ipynb #15434850
-def interactive() -> bool:
-    "Whether progress bars belong in the output: in a Jupyter kernel, or when stdout is a terminal (not a log file, CI or a docs build)."
-    ip = sys.modules.get('IPython')
-    shell = ip.get_ipython() if ip is not None and hasattr(ip, 'get_ipython') else None
-    if shell is not None and type(shell).__name__ == 'ZMQInteractiveShell': return True     # Jupyter, JupyterLab, Colab, VS Code
-    try: return bool(sys.stdout.isatty())             # call it: fastprogress 1.1.6 tests the method itself, always truthy
-    except (AttributeError, ValueError): return False
-
-from fastai.callback.progress import ProgressCallback
-from fastai.imports import noop      # the one `no_logging` sets (not fastcore's)
-
-class TextProgressCallback(ProgressCallback):
-    "fastai's per-epoch table as plain text lines, without progress bars: for output that is not a terminal."
-    def before_fit(self):
-        if self.learn.logger != noop:
-            self.old_logger, self.learn.logger = self.logger, self._write_stats
-            self._write_stats(self.recorder.metric_names)
-        else: self.old_logger = noop
-    def before_epoch(self): pass
-    def before_train(self): pass
-    def before_validate(self): pass
-    def after_train(self): pass
-    def after_validate(self): pass
-    def after_batch(self): pass
-    def after_fit(self):
-        if hasattr(self, 'old_logger'): self.learn.logger = self.old_logger
-    def _write_stats(self, log):
-        cells = [f'{v:.6f}' if isinstance(v, float) else str(v) for v in log]
-        if not hasattr(self, 'widths') or len(self.widths) != len(cells): self.widths = [max(8, len(c)) for c in cells]   # the header
-        print('  '.join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip(), flush=True)
-
-@contextlib.contextmanager
-def progress_output(learn,
-                    bar:bool|None=None, # fastai's progress bars: None decides by `interactive()`; True shows them only where `interactive()`
-                    table:bool=True): # fastai's per-epoch table (as text lines where bars are not shown)
-    "Within the block, `learn` prints bars only to a terminal or Jupyter, and elsewhere the per-epoch table as plain lines (or nothing)."
-    with contextlib.ExitStack() as stack:
-        if not table: stack.enter_context(learn.no_logging())
-        if not (interactive() and bar is not False):
-            had = hasattr(learn, 'progress')
-            if had: learn.remove_cb(learn.progress)
-            learn.add_cb(TextProgressCallback())
-            def restore():
-                learn.remove_cb(learn.text_progress)
-                if had: learn.add_cb(ProgressCallback())
-            stack.callback(restore)
-        yield learn
 
 # %% ../nbs/07_experiments.ipynb #6a32b10b
 def run_one(

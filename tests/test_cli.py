@@ -184,21 +184,3 @@ def test_output_to_a_terminal_keeps_the_bars(tmp_path):
     assert p.returncode == 0, p.stderr.read()[-2000:]
     assert '\r' in out and ('█' in out or '|--' in out), out[-2000:]
     assert '[1/1] uci_digits ce seed 0 ...' in out and '[1/1] uci_digits ce seed 0: accuracy ' in out
-
-def test_interactive_decisions(monkeypatch):
-    "A terminal (a real pty) and a Jupyter kernel show bars; a file or a pipe does not; fastprogress's own test says yes to all."
-    from softsil_nb.experiments import interactive
-    import fastprogress.fastprogress as fp
-    master, slave = pty.openpty()
-    with open(slave, 'w') as tty:
-        monkeypatch.setattr(sys, 'stdout', tty); assert interactive()
-    os.close(master)
-    monkeypatch.setattr(sys, 'stdout', io.StringIO()); assert not interactive()
-    assert fp.printing()                              # fastprogress 1.1.6 (the method is truthy): why we decide ourselves
-    import IPython
-    class ZMQInteractiveShell: pass
-    monkeypatch.setattr(IPython, 'get_ipython', lambda: ZMQInteractiveShell())
-    assert interactive()
-    class CaptureShell: pass                          # execnb, which nbdev and the docs build run notebooks in
-    monkeypatch.setattr(IPython, 'get_ipython', lambda: CaptureShell())
-    assert not interactive()
