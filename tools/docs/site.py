@@ -285,7 +285,7 @@ def _build(out, docs_dir, cfg, pages, doc_url, jobs, use_cache, timeout, log, t0
     fix_fragments(docs_dir)
     t1 = time.time()
     mk = load_config(str(ROOT/'mkdocs.yml'), docs_dir=str(docs_dir), site_dir=str(Path(out).resolve()), nav=nav(pages, cfg),
-                     site_url=doc_url, repo_url=cfg['git_url'], edit_uri=f'blob/{cfg.get("branch", "main")}/nbs/')
+                     site_url=doc_url, repo_url=cfg['git_url'], edit_uri='')
     mkdocs_build(mk)
     failed = [r for r in results if not r['ok']]
     summary = {'out': str(Path(out).resolve()), 'seconds': round(time.time() - t0, 1), 'mkdocs_s': round(time.time() - t1, 1),
