@@ -376,7 +376,7 @@ def _chosen(cfg:RunConfig) -> RunConfig:
     return cfg.with_overrides(**CHOSEN) if get_method(cfg.method).sil > 0 else cfg
 
 def suite(name:str) -> list:
-    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation' or 'sweep'."
+    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation', 'sweep', 'arch2' or 'paper-original'."
     if name == 'quick':
         return [_chosen(RunConfig('uci_digits', m, s, k_per_class=50, epochs=20, batch_size=64)) for s in range(3) for m in ('ce', 'ce+sil', 'ce+supcon+sil')]
     if name == 'paper':
@@ -394,8 +394,11 @@ def suite(name:str) -> list:
         grid = [dict(sil=w, temperature=t) for w in (0.3, 1.0, 3.0) for t in (0.1, 0.5)]
         return [RunConfig(d, 'ce+sil', s, k_per_class=50, epochs=30).with_overrides(**g) for d in ('uci_digits', 'fashion_mnist')
                 for s in range(2) for g in grid]
+    if name == 'arch2':                               # a second architecture: EfficientNet-B0 from scratch, the main table's protocol
+        return [_chosen(RunConfig(d, m, s, k_per_class=50, epochs=30, batch_size=128, arch='efficientnet_b0')) for s in range(3)
+                for d in ('fashion_mnist', 'animal_mnist') for m in ('ce', 'ce+sil', 'supcon2', 'ce+supcon+sil')]
     if name == 'paper-original': return paper_original() # the paper's own datasets and encoder (a GPU and the internet)
-    raise ValueError(f"unknown suite {name!r}; known suites: quick, paper, full, ablation, sweep")
+    raise ValueError(f"unknown suite {name!r}; known suites: quick, paper, full, ablation, sweep, arch2, paper-original")
 
 # %% ../nbs/07_experiments.ipynb #7198215b
 def _run_name(cfg:RunConfig) -> str: return f'{cfg.dataset} {cfg.method} seed {cfg.seed}'
