@@ -20,7 +20,10 @@ PEERS = {
 def bench(sizes, dim, classes, reps):
     "On every rank: median seconds of the global, single-process and slice-only loss calls for every peer and size."
     rank, w = world()
-    out = {}
+    lat = []
+    for i in range(reps + 2):                                        # the latency of one collective, for scale
+        dist.barrier(); t = time.perf_counter(); dist.all_reduce(torch.zeros(1)); lat.append(time.perf_counter() - t)
+    out = {'latency': statistics.median(lat[2:])}
     for b in sizes:
         g = torch.Generator().manual_seed(b)
         x = torch.randn(b, dim, generator=g)
@@ -42,6 +45,7 @@ def bench(sizes, dim, classes, reps):
 def main(ranks=2, sizes=(256, 1024, 4096), dim=128, classes=10, reps=20):
     res = run_ranks(bench, ranks, list(sizes), dim, classes, reps, timeout=3600)[0]
     print(f'{ranks} gloo processes, 1 thread each, torch={torch.__version__} cpu={platform.processor() or platform.machine()} D={dim} C={classes}, float32, median of {reps}')
+    print(f"one all-reduce of one number: {res.pop('latency') * 1e3:.2f} ms")
     print('| B (global) | loss | global_batch=True (ms) | single process, whole batch (ms) | slice only, not global (ms) | global / single process |')
     print('|---|---|---|---|---|---|')
     for (b, name), t in res.items():

@@ -144,7 +144,7 @@ NAMES = [n for n, _, _ in all_cases()]
 
 @pytest.fixture(scope='module', params=[2, 3], ids=['2ranks', '3ranks'])
 def ranks(request):
-    return request.param, run_ranks(run_all, request.param, timeout=240)
+    return request.param, run_ranks(run_all, request.param, timeout=600)   # generous: a loaded machine starts processes slowly
 
 def test_every_case_ran(ranks):
     w, res = ranks
@@ -183,3 +183,14 @@ def test_without_process_group_plain_loss():
         a, b = make(True)(z, y), make(False)(z, y)
         assert torch.equal(a, b), name
     assert world() == (0, 1)
+
+def fail_on_last_rank():
+    "Rank W-1 raises; the others wait in a collective that will never complete."
+    rank, w = world()
+    if rank == w - 1: raise ValueError('bad input on the last rank')
+    torch.distributed.barrier()
+
+def test_run_ranks_reports_a_failing_rank_instead_of_hanging():
+    "Rank 0 is blocked in a barrier: the run still ends, with rank 1's error, instead of waiting for the timeout."
+    with pytest.raises(RuntimeError, match='rank 1 of 2 failed(.|\n)*bad input on the last rank'):
+        run_ranks(fail_on_last_rank, 2, timeout=600)
