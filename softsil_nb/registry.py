@@ -10,7 +10,8 @@ __all__ = ['DATASETS', 'INTERNET_DATASETS', 'METHODS', 'SUITES', 'check_name']
 
 # %% ../nbs/00a_registry.ipynb #3a7b063f
 DATASETS = ('mnist', 'fashion_mnist', 'animal_mnist', 'opencv_digits', 'uci_digits', 'elpv_defect', 'elpv_type') # offline: `softsil_nb.data.DATASETS`
-INTERNET_DATASETS = ('cifar10', 'cifar100', 'imagenette', 'imagewoof', 'mnist_png', 'stanford_cars', 'caltech101', 'caltech256', 'fgvc_aircraft', 'flowers102') # fastai or torchvision downloads them (Stanford Cars: placed by hand): `softsil_nb.data.INTERNET_DATASETS`
+INTERNET_DATASETS = ('cifar10', 'cifar100', 'imagenette', 'imagewoof', 'mnist_png',   # fastai or torchvision download them:
+                     'stanford_cars', 'caltech101', 'caltech256', 'fgvc_aircraft', 'flowers102') # `softsil_nb.data.INTERNET_DATASETS`
 METHODS = ('ce', 'ce+sil', 'ce+supcon', 'supcon2', 'supcon+sil', 'ce+supcon+sil', 'ce+triplet', 'ce+proxyanchor', 'arcface',
            'ce+proxynca', 'ce+center') # rows of `softsil_nb.learner.METHODS`
 SUITES = ('quick', 'paper', 'full', 'ablation', 'sweep', 'baselines', 'arch2', 'paper-original') # names `softsil_nb.experiments.suite` accepts
