@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from .silhouette import (soft_silhouette_samples, check_soft_silhouette_args, check_embeddings_labels,
                                    _check_choice, class_codes, _class_sums, _check_real, _check_int, _check_labels_given)
+from .distributed import current_batch
 
 # %% auto #0
 __all__ = ['REDUCTIONS', 'AVERAGES', 'INPUTS', 'soft_silhouette_loss', 'SoftSilhouetteLoss', 'supcon_loss', 'SupConLoss',
@@ -19,11 +20,15 @@ __all__ = ['REDUCTIONS', 'AVERAGES', 'INPUTS', 'soft_silhouette_loss', 'SoftSilh
 REDUCTIONS = ('mean', 'sum', 'none')
 AVERAGES = ('sample', 'class')
 
-def _reduce(per:Tensor, weights:Tensor, reduction:str) -> Tensor:
-    "Reduce per-sample losses with `weights` that sum to 1 over the samples that count (0 elsewhere)."
-    if reduction == 'none': return per * weights * len(per)
-    mean = (per * weights).sum()
-    return mean if reduction == 'mean' else mean * (weights > 0).sum()
+def _reduce(per:Tensor, weights:Tensor, reduction:str, batch=None) -> Tensor:
+    "Reduce per-sample losses with `weights` that sum to 1 over the samples that count (0 elsewhere); with `batch`, over the global batch."
+    if reduction == 'none': return per * weights * (len(per) if batch is None else batch.total(per.new_tensor(len(per))))
+    mean = (per * weights).sum() if batch is None else batch.sum((per * weights).sum())    # every rank: the global value
+    return mean if reduction == 'mean' else mean * _total((weights > 0).sum(), batch)
+
+def _total(x:Tensor, batch=None) -> Tensor:
+    "`x` (a count) summed over the ranks of `batch`; `x` itself without one."
+    return x if batch is None else batch.total(x)
 
 # %% ../nbs/01_losses.ipynb #85aa9312
 def soft_silhouette_loss(
@@ -39,21 +44,23 @@ def soft_silhouette_loss(
     method:str='auto', # 'classsum', 'pairwise' or 'auto' (classsum where it is exact)
     num_classes:int|None=None, # labels in 0..num_classes-1: static shapes (torch.compile, CUDA graphs)
     check_inputs:bool=True, # validate the inputs (costs a host sync)
+    global_batch:bool=False, # under torch.distributed: the loss of the global batch on every rank (see `softsil_nb.distributed`)
 ) -> Tensor:
     "Soft Silhouette Loss: 1 - mean soft silhouette of the valid samples, in [0, 2]."
     _check_choice('reduction', reduction, REDUCTIONS)
     _check_choice('average', average, AVERAGES)
+    batch = current_batch() if global_batch else None
     r = soft_silhouette_samples(embeddings, labels, metric=metric, temperature=temperature, soft_min=soft_min,
                                 denominator=denominator, normalize=normalize, method=method, num_classes=num_classes,
-                                check_inputs=check_inputs)
+                                check_inputs=check_inputs, batch=batch)
     per = torch.where(r.valid, 1 - r.silhouette, torch.zeros_like(r.silhouette))
     v = r.valid.to(per.dtype)
-    if average == 'sample': w = v / v.sum().clamp_min(1)
+    if average == 'sample': w = v / _total(v.sum(), batch).clamp_min(1)
     else:
-        codes, n_classes = class_codes(labels, num_classes)
-        per_class = _class_sums(v, codes, n_classes)                     # valid samples of each class
+        codes, n_classes = class_codes(labels, num_classes) if batch is None else batch.class_codes(labels, num_classes)
+        per_class = _total(_class_sums(v, codes, n_classes), batch)      # valid samples of each class
         w = v / per_class.clamp_min(1)[codes] / (per_class > 0).sum().clamp_min(1)
-    return _reduce(per, w, reduction)
+    return _reduce(per, w, reduction, batch)
 
 # %% ../nbs/01_losses.ipynb #9f36cff6
 class SoftSilhouetteLoss(nn.Module):
@@ -68,7 +75,8 @@ class SoftSilhouetteLoss(nn.Module):
                  average:str='sample', # 'sample' or 'class'
                  method:str='auto', # 'classsum', 'pairwise' or 'auto'
                  num_classes:int|None=None, # labels in 0..num_classes-1: static shapes
-                 check_inputs:bool=True): # validate the inputs on every call
+                 check_inputs:bool=True, # validate the inputs on every call
+                 global_batch:bool=False): # under torch.distributed: the loss of the global batch (see `softsil_nb.distributed`)
         super().__init__()
         check_soft_silhouette_args(metric, temperature, soft_min, denominator, method, normalize, num_classes=num_classes)
         _check_choice('reduction', reduction, REDUCTIONS)
@@ -76,12 +84,12 @@ class SoftSilhouetteLoss(nn.Module):
         temperature, num_classes = float(temperature), (None if num_classes is None else int(num_classes))
         self.metric, self.temperature, self.soft_min, self.denominator = metric, temperature, soft_min, denominator
         self.normalize, self.reduction, self.average, self.method = normalize, reduction, average, method
-        self.num_classes, self.check_inputs = num_classes, check_inputs
+        self.num_classes, self.check_inputs, self.global_batch = num_classes, check_inputs, global_batch
 
     def forward(self, embeddings:Tensor, labels:Tensor) -> Tensor:
         return soft_silhouette_loss(embeddings, labels, self.metric, self.temperature, self.soft_min, self.denominator,
                                     self.normalize, self.reduction, self.average, self.method, self.num_classes,
-                                    self.check_inputs)
+                                    self.check_inputs, self.global_batch)
 
     def extra_repr(self):
         return (f'metric={self.metric!r}, temperature={self.temperature}, soft_min={self.soft_min!r}, '
@@ -94,6 +102,7 @@ def supcon_loss(
     temperature:float=0.1, # tau
     reduction:str='mean', # 'mean', 'sum' or 'none' ([B*V] for 2-D input in rows order, [B] for [B, V, D])
     check_inputs:bool=True, # validate the inputs
+    global_batch:bool=False, # under torch.distributed: anchors contrast with every rank's rows (see `softsil_nb.distributed`)
 ) -> Tensor:
     "Supervised contrastive loss, averaged over the anchors that have a positive."
     _check_choice('reduction', reduction, REDUCTIONS)
@@ -111,17 +120,19 @@ def supcon_loss(
     with torch.autocast(embeddings.device.type, enabled=False):
         z = F.normalize(embeddings.to(dt), dim=1)
         n = len(z)
-        self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+        batch = current_batch() if global_batch else None
+        (zo, lo), rows = ((z, labels), torch.arange(n, device=z.device)) if batch is None else batch.gather(z, labels)
+        self_mask = torch.zeros(n, len(zo), dtype=torch.bool, device=z.device).scatter_(1, rows[:, None], True)
         tau = min(max(temperature, 4 / torch.finfo(dt).max), torch.finfo(dt).max)   # a temperature the dtype holds
-        sim = z @ z.T
+        sim = z @ zo.T
         top = sim.masked_fill(self_mask, -2).max(1, keepdim=True).values.detach() if n else sim   # logits <= 0 at any temperature
         logits = ((sim - top) / tau).masked_fill(self_mask, torch.finfo(dt).min)
         log_prob = logits - torch.logsumexp(logits, 1, keepdim=True)
-        pos = (labels[:, None] == labels[None, :]) & ~self_mask
+        pos = (labels[:, None] == lo[None, :]) & ~self_mask
         n_pos = pos.sum(1)
         per = -(torch.where(pos, log_prob, torch.zeros_like(log_prob)) / n_pos.clamp_min(1)[:, None]).sum(1)
         valid = (n_pos > 0).to(dt)
-        out = _reduce(per, valid / valid.sum().clamp_min(1), reduction)
+        out = _reduce(per, valid / _total(valid.sum(), batch).clamp_min(1), reduction, batch)
     return out.view(v, b).mean(0) if views and reduction == 'none' else out
 
 class SupConLoss(nn.Module):
@@ -129,13 +140,14 @@ class SupConLoss(nn.Module):
     def __init__(self,
                  temperature:float=0.1, # tau
                  reduction:str='mean', # 'mean', 'sum' or 'none'
-                 check_inputs:bool=True): # validate the inputs on every call
+                 check_inputs:bool=True, # validate the inputs on every call
+                 global_batch:bool=False): # under torch.distributed: the loss of the global batch
         super().__init__()
         temperature = _check_real('temperature', temperature)
         _check_choice('reduction', reduction, REDUCTIONS)
-        self.temperature, self.reduction, self.check_inputs = temperature, reduction, check_inputs
+        self.temperature, self.reduction, self.check_inputs, self.global_batch = temperature, reduction, check_inputs, global_batch
     def forward(self, embeddings:Tensor, labels:Tensor) -> Tensor:
-        return supcon_loss(embeddings, labels, self.temperature, self.reduction, self.check_inputs)
+        return supcon_loss(embeddings, labels, self.temperature, self.reduction, self.check_inputs, self.global_batch)
     def extra_repr(self): return f'temperature={self.temperature}, reduction={self.reduction!r}'
 
 # %% ../nbs/01_losses.ipynb #4a43f020
@@ -146,19 +158,22 @@ class PMLLoss(nn.Module):
     def __init__(self,
                  loss:nn.Module, # e.g. `losses.TripletMarginLoss()`, `losses.ProxyAnchorLoss(C, D)`, `losses.ArcFaceLoss(C, D)`
                  miner:nn.Module|None=None, # e.g. `miners.MultiSimilarityMiner()`
-                 reduction:str='mean'): # 'none' repeats the (already reduced) value per sample
+                 reduction:str='mean', # 'none' repeats the (already reduced) value per sample
+                 global_batch:bool=False): # under torch.distributed: the loss of every rank's rows, gathered with gradient
         super().__init__()
         _check_choice('reduction', reduction, REDUCTIONS)
         for name, m in dict(loss=loss, miner=miner).items():
             if not (m is None and name == 'miner') and not isinstance(m, nn.Module):
                 raise TypeError(f'{name} must be a torch.nn.Module (a pytorch-metric-learning {name}), got {type(m).__name__} {m!r}')
-        self.loss, self.miner, self.reduction = loss, miner, reduction
+        self.loss, self.miner, self.reduction, self.global_batch = loss, miner, reduction, global_batch
     def forward(self, embeddings:Tensor, labels:Tensor) -> Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
             embeddings = embeddings.float() if embeddings.dtype != torch.float64 else embeddings
-            l = self.loss(embeddings, labels, self.miner(embeddings, labels) if self.miner is not None else None)
+            batch = current_batch() if self.global_batch else None
+            e, lab = (embeddings, labels) if batch is None else batch.gather(embeddings, labels)[0]    # the same value on every rank
+            l = self.loss(e, lab, self.miner(e, lab) if self.miner is not None else None)
         if self.reduction == 'none': return l.expand(len(embeddings))
-        return l * len(embeddings) if self.reduction == 'sum' else l
+        return l * _total(l.new_tensor(float(len(embeddings))), batch) if self.reduction == 'sum' else l
 
 # %% ../nbs/01_losses.ipynb #55ba5a8f
 def _logits(pred):
@@ -181,7 +196,8 @@ class CombinedLoss(nn.Module):
                  pml_input:str='features', # which output the pytorch-metric-learning loss reads
                  label_smoothing:float=0.0, # cross-entropy's label smoothing
                  reduction:str='mean', # 'mean', 'sum' or 'none' (one value per sample)
-                 check_inputs:bool=True): # validate labels against the classifier's range
+                 check_inputs:bool=True, # validate labels against the classifier's range
+                 global_batch:bool=False): # under torch.distributed: every term over the global batch (see `softsil_nb.distributed`)
         super().__init__()
         for name, w in dict(ce=ce, supcon=supcon, sil=sil, pml=pml).items():
             _check_real(f'weight {name}', w, 0, strict=False)
@@ -200,7 +216,7 @@ class CombinedLoss(nn.Module):
         self.sil_loss = sil_loss if sil_loss is not None else SoftSilhouetteLoss()
         self.pml_loss = pml_loss
         self.inputs = dict(sil=sil_input, supcon=supcon_input, pml=pml_input)
-        self.label_smoothing, self.reduction, self.check_inputs = label_smoothing, reduction, check_inputs
+        self.label_smoothing, self.reduction, self.check_inputs, self.global_batch = label_smoothing, reduction, check_inputs, global_batch
         self.last = {}
 
     def _part(self, pred, name):
@@ -230,12 +246,17 @@ class CombinedLoss(nn.Module):
             terms['ce'] = F.cross_entropy(logits.float(), yy, reduction='none', label_smoothing=self.label_smoothing)
         for name, fn in (('supcon', self.supcon_loss), ('sil', self.sil_loss), ('pml', self.pml_loss)):
             if self.weights[name] > 0:
-                old, fn.reduction = fn.reduction, 'none'
+                old, fn.reduction, old_g, fn.global_batch = fn.reduction, 'none', fn.global_batch, self.global_batch
                 try: terms[name] = fn(self._part(pred, name), yy)
-                finally: fn.reduction = old
-        self.last = {k: v.detach().mean() if n else v.detach().sum() for k, v in terms.items()}
+                finally: fn.reduction, fn.global_batch = old, old_g
+        batch = current_batch() if self.global_batch else None
+        if batch is None: self.last = {k: v.detach().mean() if n else v.detach().sum() for k, v in terms.items()}
+        else:                                                               # the global batch's rows: sums over the ranks / N
+            n = batch.total(logits.new_tensor(float(n))).clamp_min(1)
+            self.last = dict(zip(terms, batch.total(torch.stack([v.detach().sum() for v in terms.values()])) / n))
         per = sum(self.weights[k] * v for k, v in terms.items())           # [B*V], mean = the 'mean' loss
         if self.reduction == 'none': return per.view(views, -1).mean(0) if views > 1 else per
+        if batch is not None: return batch.sum(per.sum()) / (n if self.reduction == 'mean' else 1)   # every rank: the global value
         return per.mean() if self.reduction == 'mean' and n else per.sum()       # an empty batch gives a graph-connected 0
 
     def _check_finite(self, pred):

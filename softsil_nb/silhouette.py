@@ -227,17 +227,24 @@ def _class_sums(v:Tensor, codes:Tensor, n_classes:int) -> Tensor:
     return v.new_zeros((n_classes,) + v.shape[1:]).index_add_(0, codes, v)
 
 # %% ../nbs/00_silhouette.ipynb #7eb17a74
-def _intra_and_class_means(z:Tensor, codes:Tensor, n_classes:int, counts:Tensor, metric:str, method:str):
-    "a(i) [B] (own class, self excluded, 0 for singletons) and the mean distances d(i, c) to every class [B, C]."
+def _intra_and_class_means(z:Tensor, codes:Tensor, n_classes:int, counts:Tensor, metric:str, method:str, batch=None):
+    "a(i) [B] (own class, self excluded, 0 for singletons) and the mean distances d(i, c) to every class [B, C]; over every rank's rows with `batch`."
     own_n = counts[codes]
     if method == 'pairwise':
-        sums = z.new_zeros(len(z), n_classes).index_add_(1, codes, _self_distances(z, metric))
+        if batch is None: d, other = _self_distances(z, metric), codes
+        else:                                                                # this rank's rows against every rank's, own entries 0
+            (zo, other), rows = batch.gather(z, codes)
+            d = _cosdist(z, zo) if metric == 'cosine' else _sqdist(z, zo)
+            d = (_safe_sqrt(d) if metric == 'euclidean' else d).scatter(1, rows[:, None], 0.)
+        sums = z.new_zeros(len(z), n_classes).index_add_(1, other, d)
         intra = sums.gather(1, codes[:, None]).squeeze(1)
         return intra / (own_n - 1).clamp_min(1), sums / counts.clamp_min(1)
-    means = _class_sums(z, codes, n_classes) / counts.clamp_min(1)[:, None]      # [C, D]: S_c / n_c
     sq = z.pow(2).sum(1)                                                     # [B]: |z_i|^2
+    sums = _class_sums(z, codes, n_classes), _class_sums(sq, codes, n_classes)   # S_c [C, D], Q_c [C]
+    if batch is not None: sums = batch.sum(*sums)                            # over every rank: one all-reduce
+    means = sums[0] / counts.clamp_min(1)[:, None]                           # [C, D]: S_c / n_c
     if metric == 'cosine': m = torch.addmm(z.new_ones(n_classes), z, means.T, alpha=-1)   # 1 - z_i . S_c / n_c
-    else: m = torch.addmm(_class_sums(sq, codes, n_classes) / counts.clamp_min(1), z, means.T, alpha=-2) + sq[:, None]
+    else: m = torch.addmm(sums[1] / counts.clamp_min(1), z, means.T, alpha=-2) + sq[:, None]
     intra = own_n * m.gather(1, codes[:, None]).squeeze(1)                   # sum over the own class, self included
     if metric == 'cosine': intra = intra - (1 - sq)                          # remove the self term 1 - |z_i|^2
     return intra.clamp_min(0) / (own_n - 1).clamp_min(1), m
@@ -272,6 +279,7 @@ def soft_silhouette_samples(
     num_classes:int|None=None, # labels lie in 0..num_classes-1: static shapes, no torch.unique, no host sync
     eps:float=1e-8, # guards the division when a = b = 0 (> 0)
     check_inputs:bool=True, # validate shapes, dtypes, NaN and labels (costs a host sync)
+    batch=None, # this rank's slice of a global batch (`softsil_nb.distributed.GlobalBatch`): classes and sums over every rank
 ) -> SoftSilhouette:
     "Per-sample soft silhouette: a(i), soft b(i), s(i) and the mask of valid samples, computed in float32 or float64."
     method = check_soft_silhouette_args(metric, temperature, soft_min, denominator, method, normalize, eps, num_classes)
@@ -281,11 +289,12 @@ def soft_silhouette_samples(
     with torch.autocast(embeddings.device.type, enabled=False):
         z = embeddings.to(dt)
         if normalize or metric == 'cosine': z = F.normalize(z, dim=1)
-        else: z = z - z.mean(0).detach()                                     # translation invariant: no float32 cancellation far from 0
+        else: z = z - (z.mean(0) if batch is None else batch.total(z.sum(0)) / batch.total(z.new_tensor(float(len(z))))).detach()   # translation invariant: no float32 cancellation far from 0 (the global mean: one frame for every rank)
         tau = min(max(float(temperature), torch.finfo(dt).tiny), torch.finfo(dt).max)   # a temperature the dtype holds
-        codes, n_classes = class_codes(labels, num_classes)
+        codes, n_classes = class_codes(labels, num_classes) if batch is None else batch.class_codes(labels, num_classes)
         counts = _class_sums(z.new_ones(len(z)), codes, n_classes)    # [C]: n_c (0 for absent classes)
-        a, m = _intra_and_class_means(z, codes, n_classes, counts, metric, method)
+        if batch is not None: counts = batch.total(counts)
+        a, m = _intra_and_class_means(z, codes, n_classes, counts, metric, method, batch)
         present = counts > 0
         b = _soft_min(m, codes, present, tau, soft_min).clamp_min(0)
         valid = (counts[codes] >= 2) & (present.sum() >= 2)
