@@ -11,11 +11,11 @@ import numpy as np
 import fastai.callback.all  # noqa: F401  (Learner.no_bar and no_logging)
 
 # %% auto #0
-__all__ = ['LOSS_VERSION', 'PAPER_METHODS', 'PAPER_DATASETS', 'CHOSEN', 'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile',
-           't_interval', 'outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table',
-           'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'suite', 'run_suite', 'sweep_table',
-           'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame', 'report', 'coverage',
-           'readme_results']
+__all__ = ['LOSS_VERSION', 'PAPER_METHODS', 'PAPER_DATASETS', 'BASELINE_METHODS', 'CHOSEN', 'PAIRED_NOTE', 'RunConfig',
+           'environment', 'ResultsFile', 't_interval', 'outcome', 'results_frame', 'accuracy_table',
+           'paired_differences', 'paired_table', 'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'suite',
+           'run_suite', 'sweep_table', 'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table',
+           'suite_frame', 'report', 'coverage', 'readme_results']
 
 # %% ../nbs/07_experiments.ipynb #71addf97
 LOSS_VERSION = 1   # bump when a loss definition changes: results of older versions are not mixed with new ones
@@ -35,10 +35,13 @@ class RunConfig:
     arch:str = 'small_cnn'
     sampler:str = 'shuffle' # 'shuffle' or 'pk' (P classes x K samples per batch)
     overrides:tuple = () # sorted (name, value) pairs passed to the Learner constructor (weights, temperature, ...)
+    version:int = 1 # record version: 1 as the first suites ran (loss parameters at the head's lr); 2: `LOSS_LR_MULT`, per-class metrics
 
     def key(self) -> str:
         "A stable hash of the configuration and the loss-definition version."
-        return hashlib.sha1(json.dumps([asdict(self), LOSS_VERSION], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        d = asdict(self)
+        if d['version'] == 1: del d['version']          # version-1 keys stay those of the records written before the field existed
+        return hashlib.sha1(json.dumps([d, LOSS_VERSION], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def with_overrides(self, **kw) -> RunConfig:
         "A copy with more overrides (kept sorted, so that equal settings hash equally)."
@@ -202,7 +205,7 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
     import torch
     from fastai.torch_core import set_seed
     from fastai.callback.channelslast import ChannelsLast
-    from softsil_nb.learner import get_method, method_learner
+    from softsil_nb.learner import get_method, method_learner, ClampRateCallback
     from softsil_nb.loaders import device_dataloaders, ClassBalancedSampler
     method = get_method(cfg.method)
     data = _subset(cfg, split)
@@ -219,18 +222,25 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
         from softsil_nb.losses import SoftSilhouetteLoss
         sil_opts = {k: kw.pop(k) for k in ('temperature', 'soft_min', 'metric', 'denominator', 'average') if k in kw}
         kw['sil_loss'] = SoftSilhouetteLoss(**sil_opts)
-    learn = method_learner(dls, method, arch=cfg.arch, metrics=[], cbs=[SkipValidation(), ChannelsLast()], **kw)
+    if cfg.version < 2: kw.setdefault('loss_lr_mult', 1.0)         # version 1 ran the loss's parameters at the head's rate
+    cbs = [SkipValidation(), ChannelsLast()] + ([ClampRateCallback()] if kw.get('sil_loss') is not None and kw['sil_loss'].soft_min == 'logsumexp' else [])
+    learn = method_learner(dls, method, arch=cfg.arch, metrics=[], cbs=cbs, **kw)
     return dls, learn
 
 # %% ../nbs/07_experiments.ipynb #0e23bfa1
 def evaluate(learn, dl=None) -> dict:
-    "Top-1 accuracy, exact silhouette (cosine, Euclidean) and leave-one-out 1-NN accuracy of the features on `dl`."
+    "Top-1 and balanced accuracy, the confusion matrix, exact silhouette (cosine, Euclidean) and leave-one-out 1-NN accuracy of the features on `dl`."
     import torch
     from fastcore.basics import noop
     from softsil_nb.silhouette import silhouette_score
     preds, y = learn.get_preds(dl=dl or learn.dls.valid, act=noop)
     logits, feats = preds[0].float(), preds[1].float()
-    out = dict(accuracy=(logits.argmax(1) == y).float().mean().item(), n_eval=len(y))
+    pred, c = logits.argmax(1), logits.shape[1]
+    out = dict(accuracy=(pred == y).float().mean().item(), n_eval=len(y))
+    cm = torch.bincount(y.long() * c + pred, minlength=c * c).view(c, c)          # rows: true class, columns: predicted
+    support = cm.sum(1)
+    out['confusion'] = cm.tolist()
+    out['balanced_accuracy'] = (cm.diag()[support > 0].double() / support[support > 0]).mean().item()   # mean recall over the classes present
     for m in ('cosine', 'euclidean'):                                  # float32: ample for a reported score, 2x faster
         try: out[f'silhouette_{m}'] = silhouette_score(feats, y, metric=m)
         except ValueError: out[f'silhouette_{m}'] = float('nan')
@@ -260,6 +270,8 @@ def run_one(
         fit_method(learn, cfg.epochs, cfg.lr, cfg.stage2_epochs, cfg.stage2_lr)
         fit_s = time.perf_counter() - t0
         metrics = evaluate(learn)
+    clamp = [cb for cb in learn.cbs if type(cb).__name__ == 'ClampRateCallback']
+    if clamp: metrics['sil_clamp_fraction'] = clamp[0].value                # mean over the training steps
     epochs = cfg.epochs + (cfg.stage2_epochs if get_method(cfg.method).stages == 2 else 0)
     timing = dict(fit_seconds=fit_s, seconds_per_epoch=fit_s / epochs, n_train=len(dls.train.dataset),
                   memory_format='channels_last' if hasattr(learn, 'channels_last') else 'contiguous')
@@ -270,6 +282,7 @@ def run_one(
 # %% ../nbs/07_experiments.ipynb #cbd569c4
 PAPER_METHODS = ('ce', 'ce+sil', 'ce+supcon', 'supcon2', 'supcon+sil', 'ce+supcon+sil', 'ce+triplet', 'ce+proxyanchor')
 PAPER_DATASETS = ('mnist', 'fashion_mnist', 'animal_mnist', 'opencv_digits', 'uci_digits', 'elpv_defect', 'elpv_type')
+BASELINE_METHODS = ('ce+proxynca', 'ce+center', 'ce+proxyanchor')   # the paper's Proxy-NCA and Center Loss; Proxy-Anchor at its own lr
 CHOSEN = dict(sil=3.0)   # chosen by the `sweep` suite on validation sets (see below); temperature stays 0.1
 
 def _chosen(cfg:RunConfig) -> RunConfig:
@@ -278,7 +291,7 @@ def _chosen(cfg:RunConfig) -> RunConfig:
     return cfg.with_overrides(**CHOSEN) if get_method(cfg.method).sil > 0 else cfg
 
 def suite(name:str) -> list:
-    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation' or 'sweep'."
+    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation', 'sweep' or 'baselines'."
     if name == 'quick':
         return [_chosen(RunConfig('uci_digits', m, s, k_per_class=50, epochs=20, batch_size=64)) for s in range(3) for m in ('ce', 'ce+sil', 'ce+supcon+sil')]
     if name == 'paper':
@@ -292,11 +305,19 @@ def suite(name:str) -> list:
                     + [base.with_overrides(metric=m) for m in ('sqeuclidean', 'euclidean')] + [base.with_overrides(sil=w) for w in (0.3, 1.0)]
                     + [dataclasses.replace(base, sampler='pk')])
         return [dataclasses.replace(c, seed=s) for s in range(3) for c in [base] + variants]
+    if name == 'baselines':                           # record version 2, seed-major: complete seeds accumulate first
+        v2 = lambda c: dataclasses.replace(c, version=2)
+        new = [v2(_chosen(RunConfig(d, m, s, k_per_class=50, epochs=30, batch_size=128))) for s in range(5) for d in PAPER_DATASETS
+               for m in BASELINE_METHODS]
+        elpv = [v2(_chosen(RunConfig('elpv_defect', m, s, k_per_class=50, epochs=30, batch_size=128))) for s in range(5)
+                for m in PAPER_METHODS if m not in BASELINE_METHODS]
+        lse = [v2(dataclasses.replace(suite('ablation')[0].with_overrides(soft_min='logsumexp'), seed=s)) for s in range(3)]
+        return new + elpv + lse
     if name == 'sweep':
         grid = [dict(sil=w, temperature=t) for w in (0.3, 1.0, 3.0) for t in (0.1, 0.5)]
         return [RunConfig(d, 'ce+sil', s, k_per_class=50, epochs=30).with_overrides(**g) for d in ('uci_digits', 'fashion_mnist')
                 for s in range(2) for g in grid]
-    raise ValueError(f"unknown suite {name!r}; known suites: quick, paper, full, ablation, sweep")
+    raise ValueError(f"unknown suite {name!r}; known suites: quick, paper, full, ablation, sweep, baselines")
 
 # %% ../nbs/07_experiments.ipynb #7198215b
 def run_suite(

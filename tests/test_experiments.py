@@ -90,3 +90,37 @@ def test_run_suite_resumes(tmp_path):
     assert {r['config']['method'] for r in recs} == {'ce', 'ce+sil'}
     for r in recs:
         assert 0 <= r['metrics']['accuracy'] <= 1 and r['env']['loss_version'] == LOSS_VERSION and r['timing']['n_train'] == 50
+
+def test_committed_records_keep_their_keys():
+    "Every committed record still matches a configuration of its suite (other code hashes RunConfig.key())."
+    from pathlib import Path
+    root = Path(__file__).parent.parent/'results'
+    files = sorted(root.glob('*.jsonl'))
+    assert {f.stem for f in files} >= {'paper', 'full', 'ablation', 'sweep'}
+    for f in files:
+        keys = {c.key(): c for c in suite(f.stem)}
+        for r in ResultsFile(f).read(strict=True):
+            assert r['key'] in keys, (f.name, r['config'])
+            c = keys[r['key']]
+            assert {k: v for k, v in asdict(c).items() if k not in ('overrides', 'version')} == \
+                   {k: v for k, v in r['config'].items() if k not in ('overrides', 'version')}
+            assert r['config'].get('version', 1) == c.version
+
+def test_evaluate_confusion_and_balanced_accuracy_match_sklearn():
+    from types import SimpleNamespace
+    import torch
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, accuracy_score
+    from softsil_nb.experiments import evaluate
+    g = torch.Generator().manual_seed(0)
+    y = torch.cat([torch.zeros(40, dtype=torch.long), torch.ones(8, dtype=torch.long), torch.full((4,), 3)])   # imbalanced, class 2 absent
+    logits, feats = torch.randn(len(y), 4, generator=g), torch.randn(len(y), 6, generator=g)
+    logits[:30, 0] += 3
+    learn = SimpleNamespace(dls=SimpleNamespace(valid=None), get_preds=lambda dl, act: ((logits, feats, feats), y))
+    out = evaluate(learn)
+    pred = logits.argmax(1).numpy()
+    assert out['confusion'] == confusion_matrix(y.numpy(), pred, labels=range(4)).tolist()
+    assert abs(out['accuracy'] - accuracy_score(y.numpy(), pred)) < 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')                       # sklearn warns about predicted classes absent from y
+        assert abs(out['balanced_accuracy'] - balanced_accuracy_score(y.numpy(), pred)) < 1e-12
+    assert abs(out['balanced_accuracy'] - out['accuracy']) > 0.01
