@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_experiments.ipynb #d8b9c46d
 from __future__ import annotations
-import contextlib, dataclasses, datetime, hashlib, json, math, os, platform, subprocess, sys, time, warnings
+import contextlib, dataclasses, datetime, functools, hashlib, json, math, os, platform, subprocess, sys, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -48,8 +48,9 @@ class RunConfig:
         return dataclasses.replace(self, overrides=tuple(sorted({**dict(self.overrides), **kw}.items())))
 
 # %% ../nbs/07_experiments.ipynb #c23b7e78
+@functools.lru_cache(maxsize=None)
 def _git_commit() -> str|None:
-    "The commit of the checkout the package runs from, when it is a git checkout."
+    "The commit of the checkout the package runs from, when it is a git checkout; read once per process, so that a commit made while a suite runs is not credited with its runs."
     try:
         r = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
         return r.stdout.strip() or None if r.returncode == 0 else None
