@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument('--k', type=int, default=50, help='labelled images per class (0: the whole training split)')
     r.add_argument('--epochs', type=int, default=30); r.add_argument('--batch-size', type=int, default=128)
     r.add_argument('--results', default='results/runs.jsonl')
-    s = sub.add_parser('suite', help="a named suite: paper, full, ablation, sweep, quick")
+    s = sub.add_parser('suite', help="a named suite: paper, full, ablation, sweep, quick, baselines")
     s.add_argument('name'); s.add_argument('--results', default=None, help='default: results/NAME.jsonl')
     s.add_argument('--limit', type=int, default=None, help='stop after this many new runs')
     s.add_argument('--shard', default='0/1', help='I/N: run every N-th configuration from the I-th (N processes side by side)')
@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument('--dataset', default='fashion_mnist'); o.add_argument('--out', default='results/overhead.json')
     o.add_argument('--rounds', type=int, default=10)
     rp = sub.add_parser('report', help='tables, verdicts and figures from results files')
-    rp.add_argument('--results', nargs='+', default=['results/paper.jsonl', 'results/full.jsonl', 'results/ablation.jsonl', 'results/sweep.jsonl'])
+    rp.add_argument('--results', nargs='+', default=['results/paper.jsonl', 'results/full.jsonl', 'results/ablation.jsonl', 'results/sweep.jsonl',
+                                                           'results/baselines.jsonl'])
     rp.add_argument('--readme', default=None, help='also rewrite the results block of this README (between its marker comments)')
     rp.add_argument('--overhead', default='results/overhead.json'); rp.add_argument('--out', default='results/REPORT.md')
     sub.add_parser('data', help='fetch every dataset of the registry into the cache')

@@ -61,13 +61,39 @@ def test_paired_differences_against_a_direct_computation():
     assert (p['average']['wins'], p['average']['ties'], p['average']['losses']) == (3, 0, 0)
 
 def test_verdicts():
-    recs = _records({'ce': 0., 'ce+sil': 0.02, 'ce+triplet': 0.0, 'ce+proxyanchor': 0.03, 'supcon2': 0.01, 'supcon+sil': 0.01,
-                     'ce+supcon+sil': 0.05})
+    effects = {'ce': 0., 'ce+sil': 0.02, 'ce+triplet': 0.0, 'ce+proxyanchor': 0.03, 'supcon2': 0.01, 'supcon+sil': 0.01, 'ce+supcon+sil': 0.05}
+    recs = _records(effects, datasets=tuple('abcdefg'))
     v = verdicts(results_frame(recs), overhead={'ce': 1., 'ce+sil': 1.1, 'supcon2': 2.})
     assert v['(i) CE + Sil beats CE and the metric-learning baselines'][0] == 'contradicted'   # proxyanchor is better
+    assert v["(i) against the paper's own baselines (CE, SupCon2 = supcon2, Proxy-NCA, Center Loss)"][0] == 'not tested (runs missing)'
     assert v['(ii) SupCon + Sil beats SupCon alone'][0] == 'not shown'
     assert v['(iii) CE + SupCon + Sil is the best'][0] == 'supported'
     assert v['(iv) lower computational overhead'][0] == 'supported'
+    v = verdicts(results_frame(_records({**effects, 'ce+proxynca': 0.0, 'ce+center': 0.01}, datasets=tuple('abcdefg'))))
+    assert v["(i) against the paper's own baselines (CE, SupCon2 = supcon2, Proxy-NCA, Center Loss)"][0] == 'supported'
+    three = verdicts(results_frame(recs[:len(recs) * 3 // 7]))                   # 3 datasets: no Wilcoxon p below 0.25, so no win or loss
+    assert three['(iii) CE + SupCon + Sil is the best'][0] == 'not shown' and three['(i) CE + Sil beats CE and the metric-learning baselines'][0] == 'not shown'
+
+def test_dataset_tests_and_bootstrap_against_enumeration_and_scipy():
+    import itertools
+    from softsil_nb.experiments import dataset_tests, hierarchical_bootstrap
+    rng = np.random.default_rng(5)
+    for n in (5, 7):
+        x = rng.normal(0.01, 0.02, size=n)
+        r = stats.rankdata(np.abs(x))
+        pats = np.array(list(itertools.product([0, 1], repeat=n)), bool)
+        w, k = (pats * r).sum(1), pats.sum(1)
+        w0, k0 = r[x > 0].sum(), (x > 0).sum()
+        t = dataset_tests(x)
+        assert abs(t['wilcoxon_p'] - min(1, 2 * min((w <= w0).mean(), (w >= w0).mean()))) < 1e-12
+        assert abs(t['sign_p'] - min(1, 2 * min((k <= k0).mean(), (k >= k0).mean()))) < 1e-12
+    assert abs(dataset_tests(np.full(7, 0.01))['wilcoxon_p'] - 0.015625) < 1e-12
+    x = rng.normal(0.01, 0.02, size=(1, 6))[0]                   # one dataset: the bootstrap of its seeds, as scipy's percentile bootstrap
+    ref = stats.bootstrap((x,), np.mean, n_resamples=20_000, method='percentile', random_state=0).confidence_interval
+    _, lo, hi = hierarchical_bootstrap({'a': x}, n_boot=20_000)
+    assert abs(lo - ref.low) < 1.5e-3 and abs(hi - ref.high) < 1.5e-3
+    m, lo, hi = hierarchical_bootstrap({'a': [1., 1.], 'b': [3., 3., 3.]})
+    assert m == 2. and lo == 1. and hi == 3.                      # datasets resampled: all-a and all-b replicates occur
 
 def test_accuracy_table_values():
     df = results_frame(_records({'ce': 0.}, seeds=2, datasets=('a',)))
