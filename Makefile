@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# KaTeX renders the docs' math at build time (npm, pinned in tools/docs/package*.json)
+# KaTeX shows the docs' math; its files are bundled into the site (npm, pinned in tools/docs/package*.json)
 KATEX := tools/docs/node_modules/katex/package.json
 export PYTHONHASHSEED := 0
 
@@ -37,8 +37,9 @@ run: $(STAMP)
 data: $(STAMP)
 	$(BIN)/python -c "from softsil_nb.data import fetch_all; fetch_all()"
 
-# Docs: the notebooks, executed, as a static site in _site/ (tools/build_docs.py: nbconvert + KaTeX, no network).
-# KaTeX (npm, pinned in tools/docs/package*.json) renders the math at build time; it goes to tools/docs/node_modules/.
+# Docs: the notebooks, executed, as a static site in _site/ (tools/build_docs.py: MkDocs + Material, settings.ini pins
+# them in dev_requirements). KaTeX (npm, pinned in tools/docs/package*.json) goes to tools/docs/node_modules/, and
+# from there into the site, so the pages load nothing from outside.
 $(KATEX): tools/docs/package.json tools/docs/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is needed for KaTeX: apt-get install nodejs npm"; exit 1; }
 	npm ci --prefix tools/docs --no-audit --no-fund --loglevel=error

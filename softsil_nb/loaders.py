@@ -20,7 +20,8 @@ from fasttransform.transform import Transform
 from .data import ImageData
 
 # %% auto #0
-__all__ = ['ArrayDataset', 'BatchAugment', 'ClassBalancedSampler', 'DeviceDataLoader', 'channel_stats', 'device_dataloaders']
+__all__ = ['ArrayDataset', 'BatchAugment', 'PerSampleAutoAugment', 'autoaugment_policy', 'ClassBalancedSampler',
+           'DeviceDataLoader', 'channel_stats', 'device_dataloaders']
 
 # %% ../nbs/05_loaders.ipynb #a35f7b8c
 def _draw_seed() -> int:
@@ -177,6 +178,75 @@ class BatchAugment(Transform):
         if self.n_views > 1: t = t.repeat(self.n_views, 1, 1, 1)
         return self.apply(t, self.sample_params(len(t), t.device)).as_subclass(type(x))
 
+# %% ../nbs/05_loaders.ipynb #3fcf046c
+class PerSampleAutoAugment(Transform):
+    "torchvision's AutoAugment with a sub-policy drawn for each image of the batch, on the device, on uint8 images; V views."
+    split_idx, order = 0, 5 # training only; before IntToFloatTensor (10): the operations are torchvision's uint8 ones
+    def __init__(self,
+        policy:str='imagenet', # torchvision's `AutoAugmentPolicy`: 'imagenet', 'cifar10' or 'svhn'
+        n_views:int=1, # augmented views of each image, view-major
+        seed:int|None=None, # None: drawn from torch's global generator
+        fill=None, # fill of the geometric operations (torchvision's `fill`)
+    ):
+        super().__init__()
+        from torchvision.transforms import AutoAugment, AutoAugmentPolicy, InterpolationMode
+        if not (isinstance(n_views, int) and n_views >= 1): raise ValueError(f'n_views must be an int >= 1, got {n_views!r}')
+        try: pol = AutoAugmentPolicy(policy)
+        except ValueError: raise ValueError(f"policy must be one of {[p.value for p in AutoAugmentPolicy]}, got {policy!r}") from None
+        self.policy, self.n_views, self.fill = pol.value, n_views, fill
+        self.tv = AutoAugment(pol, InterpolationMode.NEAREST, fill)
+        self.seed = _draw_seed() if seed is None else int(seed)
+
+    def _gen(self) -> torch.Generator:
+        gens = self.__dict__.setdefault('_gens', {})
+        if 'cpu' not in gens: gens['cpu'] = torch.Generator().manual_seed(self.seed)
+        return gens['cpu']
+    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != '_gens'}
+
+    def sample_params(self, n:int) -> dict:
+        "For `n` images, what `AutoAugment.get_params` draws for one: sub-policy index, two uniforms, two signs (on the CPU)."
+        g = self._gen()
+        return dict(policy=torch.randint(len(self.tv.policies), (n,), generator=g), probs=torch.rand(n, 2, generator=g),
+                    signs=torch.randint(2, (n, 2), generator=g))
+
+    def ops(self, p:dict, image_size:tuple) -> list:
+        "Per image, the (operation, magnitude) pairs it gets, in order, by torchvision's rule."
+        meta = self.tv._augmentation_space(10, image_size)
+        out = []
+        for pid, pr, sg in zip(p['policy'].tolist(), p['probs'].tolist(), p['signs'].tolist()):
+            todo = []
+            for j, (name, prob, mag_id) in enumerate(self.tv.policies[pid]):
+                if pr[j] <= prob:
+                    mags, signed = meta[name]
+                    mag = float(mags[mag_id].item()) if mag_id is not None else 0.0
+                    todo.append((name, -mag if signed and sg[j] == 0 else mag))
+            out.append(todo)
+        return out
+
+    def apply(self, x:Tensor, p:dict) -> Tensor:
+        "AutoAugment each image of `x` [N, C, H, W] (uint8) with its own draw; each distinct operation runs once on its images."
+        from torchvision.transforms.autoaugment import _apply_op
+        fill = [float(self.fill)] * x.shape[1] if isinstance(self.fill, (int, float)) else None if self.fill is None else [float(f) for f in self.fill]
+        todo, out = self.ops(p, tuple(x.shape[-2:])), x.clone()
+        for step in range(2):
+            groups = {}
+            for i, t in enumerate(todo):
+                if len(t) > step: groups.setdefault(t[step], []).append(i)
+            for (name, mag), idx in groups.items():
+                ix = torch.tensor(idx, device=x.device)
+                out[ix] = _apply_op(out[ix], name, mag, interpolation=self.tv.interpolation, fill=fill)
+        return out
+
+    def encodes(self, x:TensorImage):
+        t = x.as_subclass(Tensor)
+        if t.dtype != torch.uint8: raise TypeError(f'PerSampleAutoAugment works on uint8 images (before IntToFloatTensor), got {t.dtype}')
+        if self.n_views > 1: t = t.repeat(self.n_views, 1, 1, 1)
+        return self.apply(t, self.sample_params(len(t))).as_subclass(type(x))
+
+def autoaugment_policy(name:str) -> str:
+    "The AutoAugment policy for a dataset: torchvision's CIFAR-10 policy for the CIFAR datasets, its ImageNet policy otherwise."
+    return 'cifar10' if name.startswith('cifar') else 'imagenet'
+
 # %% ../nbs/05_loaders.ipynb #73299a0e
 class ClassBalancedSampler:
     "Batches of `p` classes x `k` images each (every class in a batch has at least two members)."
@@ -298,7 +368,7 @@ def device_dataloaders(
     bs:int=128, # training batch size (capped at the training set's size; p * k with a sampler)
     val_bs:int|None=None, # evaluation batch size (default: 2 * bs)
     valid:str='test', # the split to evaluate on: 'test', or 'valid' (the validation set of `ImageData.subset`)
-    augment=True, # True: `BatchAugment.for_data(data)`; False/None: none; or a `BatchAugment`
+    augment=True, # True: `BatchAugment.for_data(data)`; False/None: none; or a `BatchAugment`; 'autoaugment': `PerSampleAutoAugment`, then crop and flips
     n_views:int=1, # augmented views per training image (view-major x of [V * B, C, H, W], y of [B])
     sampler:ClassBalancedSampler|None=None, # P x K training batches (default: plain shuffling)
     seed:int|None=None, # seeds shuffling and augmentation (None: drawn from torch's global generator)
@@ -311,7 +381,11 @@ def device_dataloaders(
     if valid == 'valid' and data.x_valid is None: raise ValueError("valid='valid' needs a validation set: use data.subset(k, valid_k=...)")
     device = default_device() if device is None else torch.device(device)
     seed = _draw_seed() if seed is None else int(seed)
-    if augment is True: augment = BatchAugment.for_data(data, n_views=n_views, seed=seed + 1)
+    if isinstance(augment, str): # per-sample AutoAugment (it makes the V views), then the random crop and flips of each view
+        if augment != 'autoaugment': raise ValueError(f"augment must be True, False, 'autoaugment' or a BatchAugment, got {augment!r}")
+        augment = [PerSampleAutoAugment(autoaugment_policy(data.name), n_views=n_views, seed=seed + 2),
+                   BatchAugment.for_data(data, degrees=0., scale=(1., 1.), seed=seed + 1)]
+    elif augment is True: augment = BatchAugment.for_data(data, n_views=n_views, seed=seed + 1)
     elif not augment: augment = BatchAugment(pad=0, degrees=0, scale=(1, 1), n_views=n_views, seed=seed + 1) if n_views > 1 else None
     elif augment.n_views != n_views: raise ValueError(f'augment.n_views={augment.n_views} but n_views={n_views}')
     mean, std = stats if stats is not None else channel_stats(data.x_train)
@@ -321,6 +395,6 @@ def device_dataloaders(
     evald = ArrayDataset(xv, yv, train.vocab, split_idx=1)
     bs = min(bs, len(train))
     tdl = DeviceDataLoader(train, bs=bs, shuffle=True, drop_last=True, sampler=sampler, seed=seed, device=device,
-                           after_batch=[IntToFloatTensor()] + ([augment] if augment else []) + [norm])
+                           after_batch=[IntToFloatTensor()] + (augment if isinstance(augment, list) else [augment] if augment else []) + [norm])
     vdl = DeviceDataLoader(evald, bs=val_bs or 2 * bs, seed=seed, device=device, after_batch=[IntToFloatTensor(), norm])
     return DataLoaders(tdl, vdl, path=path, device=device)

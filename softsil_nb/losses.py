@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from .silhouette import (soft_silhouette_samples, check_soft_silhouette_args, check_embeddings_labels,
-                                   _check_choice, class_codes, _class_sums)
+                                   _check_choice, class_codes, _class_sums, _check_real, _check_int, _check_labels_given)
 
 # %% auto #0
 __all__ = ['REDUCTIONS', 'AVERAGES', 'INPUTS', 'soft_silhouette_loss', 'SoftSilhouetteLoss', 'supcon_loss', 'SupConLoss',
@@ -70,11 +70,10 @@ class SoftSilhouetteLoss(nn.Module):
                  num_classes:int|None=None, # labels in 0..num_classes-1: static shapes
                  check_inputs:bool=True): # validate the inputs on every call
         super().__init__()
-        check_soft_silhouette_args(metric, temperature, soft_min, denominator, method)
+        check_soft_silhouette_args(metric, temperature, soft_min, denominator, method, normalize, num_classes=num_classes)
         _check_choice('reduction', reduction, REDUCTIONS)
         _check_choice('average', average, AVERAGES)
-        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
-            raise ValueError(f'num_classes must be a positive int or None, got {num_classes!r}')
+        temperature, num_classes = float(temperature), (None if num_classes is None else int(num_classes))
         self.metric, self.temperature, self.soft_min, self.denominator = metric, temperature, soft_min, denominator
         self.normalize, self.reduction, self.average, self.method = normalize, reduction, average, method
         self.num_classes, self.check_inputs = num_classes, check_inputs
@@ -98,10 +97,14 @@ def supcon_loss(
 ) -> Tensor:
     "Supervised contrastive loss, averaged over the anchors that have a positive."
     _check_choice('reduction', reduction, REDUCTIONS)
-    if not (isinstance(temperature, (int, float)) and temperature > 0): raise ValueError(f'temperature must be > 0, got {temperature!r}')
+    temperature = _check_real('temperature', temperature)
+    _check_labels_given(labels)
     views = embeddings.ndim == 3
     if views:
         b, v, d = embeddings.shape
+        if labels.ndim != 1 or len(labels) not in (b, b * v):
+            raise ValueError(f'labels must have shape [{b}] (one per sample) or [{b * v}] (one per view) for embeddings '
+                             f'{list(embeddings.shape)}, got {list(labels.shape)}')
         embeddings, labels = embeddings.transpose(0, 1).reshape(b * v, d), labels.repeat(v) if len(labels) == b else labels
     if check_inputs: check_embeddings_labels(embeddings, labels)
     dt = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
@@ -109,11 +112,14 @@ def supcon_loss(
         z = F.normalize(embeddings.to(dt), dim=1)
         n = len(z)
         self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
-        logits = (z @ z.T / temperature).masked_fill(self_mask, torch.finfo(dt).min)
+        tau = min(max(temperature, 4 / torch.finfo(dt).max), torch.finfo(dt).max)   # a temperature the dtype holds
+        sim = z @ z.T
+        top = sim.masked_fill(self_mask, -2).max(1, keepdim=True).values.detach() if n else sim   # logits <= 0 at any temperature
+        logits = ((sim - top) / tau).masked_fill(self_mask, torch.finfo(dt).min)
         log_prob = logits - torch.logsumexp(logits, 1, keepdim=True)
         pos = (labels[:, None] == labels[None, :]) & ~self_mask
         n_pos = pos.sum(1)
-        per = -torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(1) / n_pos.clamp_min(1)
+        per = -(torch.where(pos, log_prob, torch.zeros_like(log_prob)) / n_pos.clamp_min(1)[:, None]).sum(1)
         valid = (n_pos > 0).to(dt)
         out = _reduce(per, valid / valid.sum().clamp_min(1), reduction)
     return out.view(v, b).mean(0) if views and reduction == 'none' else out
@@ -125,7 +131,7 @@ class SupConLoss(nn.Module):
                  reduction:str='mean', # 'mean', 'sum' or 'none'
                  check_inputs:bool=True): # validate the inputs on every call
         super().__init__()
-        if not (isinstance(temperature, (int, float)) and temperature > 0): raise ValueError(f'temperature must be > 0, got {temperature!r}')
+        temperature = _check_real('temperature', temperature)
         _check_choice('reduction', reduction, REDUCTIONS)
         self.temperature, self.reduction, self.check_inputs = temperature, reduction, check_inputs
     def forward(self, embeddings:Tensor, labels:Tensor) -> Tensor:
@@ -171,6 +177,9 @@ class PMLLoss(nn.Module):
                  reduction:str='mean'): # 'none' repeats the (already reduced) value per sample
         super().__init__()
         _check_choice('reduction', reduction, REDUCTIONS)
+        for name, m in dict(loss=loss, miner=miner).items():
+            if not (m is None and name == 'miner') and not isinstance(m, nn.Module):
+                raise TypeError(f'{name} must be a torch.nn.Module (a pytorch-metric-learning {name}), got {type(m).__name__} {m!r}')
         self.loss, self.miner, self.reduction = loss, miner, reduction
     def forward(self, embeddings:Tensor, labels:Tensor) -> Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
@@ -203,11 +212,16 @@ class CombinedLoss(nn.Module):
                  check_inputs:bool=True): # validate labels against the classifier's range
         super().__init__()
         for name, w in dict(ce=ce, supcon=supcon, sil=sil, pml=pml).items():
-            if not (isinstance(w, (int, float)) and w >= 0 and math.isfinite(w)): raise ValueError(f'weight {name} must be a number >= 0, got {w!r}')
+            _check_real(f'weight {name}', w, 0, strict=False)
         if ce == supcon == sil == pml == 0: raise ValueError('all loss weights are 0: give at least one of ce, supcon, sil, pml a weight > 0')
         for name, v in dict(sil_input=sil_input, supcon_input=supcon_input, pml_input=pml_input).items(): _check_choice(name, v, INPUTS)
         _check_choice('reduction', reduction, REDUCTIONS)
         if pml > 0 and pml_loss is None: raise ValueError('pml > 0 needs a pml_loss (a PMLLoss wrapping a pytorch-metric-learning loss)')
+        if sil_loss is not None and not isinstance(sil_loss, SoftSilhouetteLoss):
+            raise TypeError(f'sil_loss must be a SoftSilhouetteLoss (e.g. SoftSilhouetteLoss(temperature=0.2)), got {type(sil_loss).__name__} {sil_loss!r}')
+        if pml_loss is not None and not isinstance(pml_loss, nn.Module):
+            raise TypeError(f'pml_loss must be a PMLLoss or a pytorch-metric-learning loss module, got {type(pml_loss).__name__} {pml_loss!r}')
+        if not 0 <= _check_real('label_smoothing', label_smoothing, 0, strict=False) <= 1: raise ValueError(f'label_smoothing must lie in [0, 1], got {label_smoothing!r}')
         if pml_loss is not None and not isinstance(pml_loss, PMLLoss): pml_loss = PMLLoss(pml_loss)
         self.weights = dict(ce=float(ce), supcon=float(supcon), sil=float(sil), pml=float(pml))
         self.supcon_loss = SupConLoss(supcon_temperature, check_inputs=False)
@@ -228,13 +242,17 @@ class CombinedLoss(nn.Module):
 
     def forward(self, pred, y:Tensor) -> Tensor:
         logits = _logits(pred)
+        _check_labels_given(y)
+        if logits.ndim != 2: raise ValueError(f'logits must be 2-D [B, n_classes], got shape {list(logits.shape)}')
         n = len(logits)
-        if y.ndim != 1 or n % max(len(y), 1): raise ValueError(f'labels must have shape [B] or [B*V] for {n} outputs, got {list(y.shape)}')
-        views = n // len(y)
+        if y.ndim != 1 or n % max(len(y), 1) or (len(y) == 0) != (n == 0):
+            raise ValueError(f'labels must have shape [B] or [B*V] for {n} outputs, got {list(y.shape)}')
+        views = n // len(y) if len(y) else 1
         yy = y.repeat(views) if views > 1 else y
-        if self.check_inputs and self.weights['ce'] > 0 and (yy.min() < 0 or yy.max() >= logits.shape[-1]):
+        if self.check_inputs and self.weights['ce'] > 0 and n and (yy.min() < 0 or yy.max() >= logits.shape[-1]):
             raise ValueError(f'labels must lie in 0..{logits.shape[-1] - 1} (the classifier has {logits.shape[-1]} outputs), '
                              f'got values in {yy.min().item()}..{yy.max().item()}')
+        if self.check_inputs: self._check_finite(pred)
         terms = {}
         if self.weights['ce'] > 0:
             terms['ce'] = F.cross_entropy(logits.float(), yy, reduction='none', label_smoothing=self.label_smoothing)
@@ -243,10 +261,18 @@ class CombinedLoss(nn.Module):
                 old, fn.reduction = fn.reduction, 'none'
                 try: terms[name] = fn(self._part(pred, name), yy)
                 finally: fn.reduction = old
-        self.last = {k: v.detach().mean() for k, v in terms.items()}
+        self.last = {k: v.detach().mean() if n else v.detach().sum() for k, v in terms.items()}
         per = sum(self.weights[k] * v for k, v in terms.items())           # [B*V], mean = the 'mean' loss
         if self.reduction == 'none': return per.view(views, -1).mean(0) if views > 1 else per
-        return per.mean() if self.reduction == 'mean' else per.sum()
+        return per.mean() if self.reduction == 'mean' and n else per.sum()       # an empty batch gives a graph-connected 0
+
+    def _check_finite(self, pred):
+        "Raise when an output that a term reads holds NaN or Inf (one host sync for all of them)."
+        parts = {'logits': _logits(pred)} if self.weights['ce'] > 0 else {}
+        parts.update({self.inputs[k]: self._part(pred, k) for k in ('supcon', 'sil', 'pml') if self.weights[k] > 0})
+        ok = torch.stack([torch.isfinite(t).all() for t in parts.values()]).tolist()
+        bad = [k for k, good in zip(parts, ok) if not good]
+        if bad: raise ValueError(f"the model's {' and '.join(bad)} contain NaN or Inf")
 
     def activation(self, pred): return F.softmax(_logits(pred), dim=-1)
     def decodes(self, x): return x.argmax(dim=-1)

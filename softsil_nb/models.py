@@ -17,7 +17,8 @@ from fastai.vision.learner import create_body, model_meta
 from fastai.vision.models import xresnet
 
 # %% auto #0
-__all__ = ['HalvingPool', 'SmallCNN', 'body_out_features', 'EmbeddingClassifier', 'embedding_splitter', 'create_model']
+__all__ = ['HalvingPool', 'SmallCNN', 'body_out_features', 'EmbeddingClassifier', 'embedding_splitter', 'create_model',
+           'efficientnet_b0_model']
 
 # %% ../nbs/03_models.ipynb #6670b48a
 class HalvingPool(nn.Module):
@@ -163,6 +164,8 @@ def create_model(
 ) -> EmbeddingClassifier:
     "An `EmbeddingClassifier` on the small CNN or on the body of a torchvision/fastai architecture."
     ec_kw = {k: kwargs.pop(k) for k in ('act_cls', 'dropout', 'n_body_out') if k in kwargs}
+    if isinstance(arch, str) and arch == 'efficientnet_b0' and cut is None: # the paper's encoder and heads (defined below)
+        return efficientnet_b0_model(n_classes, n_in, feat_dim, proj_dim, pretrained=pretrained, **kwargs, **ec_kw)
     if isinstance(arch, str) and arch == 'small_cnn' or arch is SmallCNN:
         if pretrained: raise ValueError('pretrained: the small CNN has no pretrained weights')
         body = SmallCNN(n_in, **kwargs)
@@ -179,3 +182,18 @@ def create_model(
             if not callable(arch): raise TypeError(f'arch must be a name, a callable or an nn.Module, got {type(arch).__name__}')
             body = create_body(_instantiate(arch, pretrained), n_in=n_in, pretrained=pretrained, cut=cut if cut is not None else model_meta.get(arch, {}).get('cut'))
     return EmbeddingClassifier(body, n_classes, feat_dim, proj_dim, **ec_kw)
+
+# %% ../nbs/03_models.ipynb #ec236eae
+def efficientnet_b0_model(
+    n_classes:int=10, # number of classes
+    n_in:int=3, # input channels (fastai's `create_body` adapts the stem for other than 3)
+    feat_dim:int=1280, # 1280: the encoder's pooled features themselves; otherwise a neck maps them to `feat_dim`
+    proj_dim:int=128, # size of the projections (SupCon's head)
+    dropout:float=0.2, # before the classifier, as in torchvision's EfficientNet-B0
+    pretrained:bool=False, # torchvision's ImageNet weights (downloads them; never the default)
+) -> EmbeddingClassifier:
+    "The paper's encoder: EfficientNet-B0's body, its 1280 pooled features, a linear classifier and SupCon's MLP projection head."
+    body = create_body(_instantiate(torchvision.models.efficientnet_b0, pretrained), n_in=n_in, pretrained=pretrained)
+    m = EmbeddingClassifier(body, n_classes, feat_dim, proj_dim, n_body_out=1280, dropout=dropout)
+    if feat_dim == 1280: m.encoder.neck = nn.Identity() # the features are the encoder's own (post-BN, SiLU) channels
+    return m

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_silhouette.ipynb #e2b34915
 from __future__ import annotations
-import math
+import math, numbers
 from typing import NamedTuple
 import torch
 import torch.nn.functional as F
@@ -22,9 +22,45 @@ def _check_choice(name:str, value, choices):
     "Raise a ValueError naming `name` when `value` is not one of `choices`."
     if value not in choices: raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
 
+def _check_real(name:str, value, low:float=0., strict:bool=True) -> float:
+    "`value` as a float: any real number (Python or numpy) that is finite and `> low` (`>= low` unless `strict`), else a TypeError or ValueError naming `name`."
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f'{name} must be a real number, got {type(value).__name__} {value!r}')
+    v = float(value)
+    if not (math.isfinite(v) and (v > low if strict else v >= low)):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low:g}, got {value!r}")
+    return v
+
+def _check_int(name:str, value, low:int=1) -> int:
+    "`value` as an int: any integer (Python or numpy, not bool) `>= low`, else a TypeError or ValueError naming `name`."
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f'{name} must be an integer, got {type(value).__name__} {value!r}')
+    if value < low: raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
+    return int(value)
+
+def _check_points(x, name='x', finite:bool=True) -> Tensor:
+    "`x` as a 2-D floating tensor with at least one feature (float16/bfloat16 as float32), without NaN or Inf."
+    x = torch.as_tensor(x)
+    if not x.dtype.is_floating_point: raise TypeError(f'{name} must be a floating tensor, got dtype {x.dtype}')
+    if x.ndim != 2: raise ValueError(f'{name} must be 2-D [N, D], got shape {list(x.shape)}')
+    if x.shape[1] == 0: raise ValueError(f'{name} has 0 features (shape {list(x.shape)}): distances need D >= 1')
+    if x.dtype in (torch.float16, torch.bfloat16): x = x.float()   # their range overflows in squared distances
+    if finite and not torch.isfinite(x).all(): raise ValueError(f'{name} contains NaN or Inf')
+    return x
+
 def _sqdist(x:Tensor, y:Tensor) -> Tensor:
     "Squared Euclidean distances between the rows of `x` and `y`, clamped at 0."
     return (x.pow(2).sum(-1, keepdim=True) - 2 * x @ y.T + y.pow(2).sum(-1)).clamp_min(0)
+
+def _cosdist(zx:Tensor, zy:Tensor) -> Tensor:
+    "Cosine distances 1 - zx . zy between rows already L2-normalised (the same formula for both of the loss's methods)."
+    return (1 - zx @ zy.T).clamp(0, 2)
+
+def _self_distances(z:Tensor, metric:str) -> Tensor:
+    "Distances between the rows of `z` (cosine: rows already normalised), zero diagonal, differentiable; no checks, no host sync."
+    d = _cosdist(z, z) if metric == 'cosine' else _sqdist(z, z)
+    if metric == 'euclidean': d = _safe_sqrt(d)
+    return d * (1 - torch.eye(len(z), dtype=d.dtype, device=d.device))
 
 def _safe_sqrt(d2:Tensor) -> Tensor:
     "sqrt with a zero (not infinite) gradient at 0."
@@ -33,25 +69,37 @@ def _safe_sqrt(d2:Tensor) -> Tensor:
 
 # %% ../nbs/00_silhouette.ipynb #f9404567
 def pairwise_distances(
-    x:Tensor, # [N, D] points
+    x:Tensor, # [N, D] points (float16/bfloat16 are computed in float32)
     y:Tensor|None=None, # [M, D] points; `x` itself when None (the diagonal is then exactly 0)
     metric:str='euclidean', # 'euclidean', 'sqeuclidean' or 'cosine'
 ) -> Tensor: # [N, M] distances
-    "Distances between the rows of `x` and `y`, with finite gradients at zero distance."
+    "Distances between the rows of `x` and `y`, with finite gradients at zero distance; refuses NaN and Inf."
     _check_choice('metric', metric, METRICS)
     same = y is None
-    y = x if same else y
-    if metric == 'cosine':
-        d = (1 - F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).T).clamp(0, 2)
+    x = _check_points(x, 'x', finite=same or len(x) > len(y))
+    y = x if same else _check_points(y, 'y', finite=False)
+    if x.shape[1] != y.shape[1]: raise ValueError(f'x and y must have the same number of features, got {x.shape[1]} and {y.shape[1]}')
+    c = y.detach().mean(0)                                   # NaN or Inf anywhere in y makes the mean so: one small check
+    if not same and not torch.isfinite(c).all() and not torch.isfinite(y).all(): raise ValueError('y contains NaN or Inf')
+    if not same and len(x) <= len(y) and not torch.isfinite(x).all(): raise ValueError('x contains NaN or Inf')
+    grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
+    if metric == 'cosine': d = _cosdist(F.normalize(x, dim=-1), F.normalize(y, dim=-1))
     else:
-        d = _sqdist(x, y)
-        if metric == 'euclidean': d = _safe_sqrt(d)
+        x = x - c; y = x if same else y - c                  # distances are translation invariant: centring avoids float32's cancellation
+        if grad:
+            d = _sqdist(x, y)
+            if metric == 'euclidean': d = _safe_sqrt(d)
+        else:                                                # one matmul, then in place
+            one = x.new_ones(len(x), 1)                      # [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x - y|^2 in one matmul
+            d = torch.cat([x, x.pow(2).sum(1, keepdim=True), one], 1) @ torch.cat([-2 * y, one[:1].expand(len(y), 1), y.pow(2).sum(1, keepdim=True)], 1).T
+            d = d.clamp_min_(0).sqrt_() if metric == 'euclidean' else d.clamp_min_(0)
     if same: d = d.fill_diagonal_(0) if not d.requires_grad else d * (1 - torch.eye(len(x), dtype=d.dtype, device=d.device))
     return d
 
 # %% ../nbs/00_silhouette.ipynb #a6ecec77
 def _encode_labels(labels:Tensor, n:int):
     "Check `labels` ([n] integers) and map them to 0..C-1; returns (codes, counts)."
+    if labels is None: raise TypeError(f'labels are required: one integer label per sample ([{n}]), got None')
     labels = torch.as_tensor(labels)
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f'labels must be integers, got dtype {labels.dtype}')
@@ -60,43 +108,54 @@ def _encode_labels(labels:Tensor, n:int):
     _, codes, counts = torch.unique(labels, return_inverse=True, return_counts=True)
     return codes, counts
 
-def _check_points(x, name='x') -> Tensor:
-    "Check that `x` is a 2-D floating tensor without NaN or Inf."
-    x = torch.as_tensor(x)
-    if not x.dtype.is_floating_point: raise TypeError(f'{name} must be a floating tensor, got dtype {x.dtype}')
-    if x.ndim != 2: raise ValueError(f'{name} must be 2-D [N, D], got shape {list(x.shape)}')
-    if not torch.isfinite(x).all(): raise ValueError(f'{name} contains NaN or Inf')
-    return x
+def _classsum_distance_sums(x:Tensor, codes:Tensor, n_labels:int, metric:str) -> Tensor:
+    "Exact sums of the distances from each point to each class [N, C], by the class-sum identity, in float64 on centred points."
+    x = x.double()
+    onehot = F.one_hot(codes, n_labels).double()                        # [N, C]
+    if metric == 'cosine': x = F.normalize(x, dim=1)
+    else: x = x - x.mean(0)
+    sq = x.pow(2).sum(1)                                                 # [N]
+    dots = x @ (onehot.T @ x).T                                          # [N, C]: x_i . S_c
+    if metric == 'cosine':                                               # sum_j (1 - x_i.x_j), self term 1 - |x_i|^2 removed
+        sums = onehot.sum(0) - dots - onehot * (1 - sq)[:, None]
+    else: sums = torch.addmm(sq @ onehot, sq[:, None], onehot.sum(0)[None]) - 2 * dots   # n_c|x_i|^2 - 2 x_i.S_c + Q_c
+    return sums.clamp_min_(0)
+
+def _euclidean_distance_sums(x:Tensor, codes:Tensor, n_labels:int, block_size:int) -> Tensor:
+    "Sums of the Euclidean distances from each point to each class [N, C]: blocks of rows, class sums by a one-hot matmul."
+    x = x - x.mean(0)
+    onehot_t = F.one_hot(codes, n_labels).to(x.dtype).T.contiguous()   # [C, N]: this layout is the fast one for the matmul
+    sums = x.new_empty(n_labels, len(x))
+    for s in range(0, len(x), block_size):
+        d = pairwise_distances(x[s:s + block_size], x, metric='euclidean')
+        d.diagonal(s).zero_()                                            # exact zero on the diagonal
+        sums[:, s:s + block_size] = onehot_t @ d.T
+    return sums.T
 
 # %% ../nbs/00_silhouette.ipynb #4be227a5
 def silhouette_samples(
-    x:Tensor, # [N, D] points (CPU or CUDA); float64 gives scikit-learn's values to 1e-6
+    x:Tensor, # [N, D] points (CPU or CUDA); float64 gives scikit-learn's values to 1e-6, float32 to 1e-5 anywhere
     labels:Tensor, # [N] integer labels, any values, any order
     metric:str='euclidean', # 'euclidean', 'sqeuclidean' or 'cosine'
-    block_size:int|None=None, # rows per block; by default chosen so a block holds about 2**24 distances
+    block_size:int|None=None, # rows per block of the euclidean distances; by default a block holds about 2**22 of them
 ) -> Tensor: # [N] silhouette of each sample, 0 for members of singleton classes
-    "Exact silhouette coefficient of each sample, as scikit-learn's `silhouette_samples`; memory O(block_size * (N + C))."
-    x = _check_points(x)
+    "Exact silhouette coefficient of each sample, as scikit-learn's `silhouette_samples`; memory O(N * C) (+ a euclidean block)."
     _check_choice('metric', metric, METRICS)
+    x = _check_points(x)
+    if block_size is not None: block_size = _check_int('block_size', block_size, 1)
     n = len(x)
     codes, counts = _encode_labels(labels, n)
     codes, counts = codes.to(x.device), counts.to(x.device)
     n_labels = len(counts)
     if not 2 <= n_labels <= n - 1:
         raise ValueError(f'Number of labels is {n_labels}. Valid values are 2 to n_samples - 1 (inclusive)')
-    bs = block_size or max(1, min(n, 2**24 // max(n, 1)))
-    a, b = torch.empty(n, dtype=x.dtype, device=x.device), torch.empty(n, dtype=x.dtype, device=x.device)
-    cnt = counts.to(x.dtype)
-    for s in range(0, n, bs):
-        rows = torch.arange(s, min(s + bs, n), device=x.device)
-        d = pairwise_distances(x[rows], x, metric=metric)
-        d[torch.arange(len(rows), device=x.device), rows] = 0          # exact zero on the diagonal
-        sums = torch.zeros(len(rows), n_labels, dtype=x.dtype, device=x.device).index_add_(1, codes, d)
-        own = codes[rows]
-        a[rows] = sums.gather(1, own[:, None]).squeeze(1) / (cnt[own] - 1)
-        means = (sums / cnt).scatter(1, own[:, None], math.inf)
-        b[rows] = means.min(1).values
-    s = (b - a) / torch.maximum(a, b)
+    if metric == 'euclidean': sums = _euclidean_distance_sums(x, codes, n_labels, block_size or min(n, max(128, 2**22 // n)))
+    else: sums = _classsum_distance_sums(x, codes, n_labels, metric)      # exact, linear in N: no N x N distances
+    cnt = counts.to(sums.dtype)
+    own = sums.gather(1, codes[:, None]).squeeze(1)
+    a = own / (cnt[codes] - 1)
+    b = (sums / cnt).scatter(1, codes[:, None], math.inf).min(1).values
+    s = ((b - a) / torch.maximum(a, b)).to(x.dtype)
     return torch.nan_to_num(torch.where(counts[codes] > 1, s, torch.zeros_like(s)), nan=0.0)
 
 def silhouette_score(
@@ -106,7 +165,7 @@ def silhouette_score(
     block_size:int|None=None, # rows per block (see `silhouette_samples`)
 ) -> float:
     "Mean silhouette coefficient over all samples, as scikit-learn's `silhouette_score`."
-    return silhouette_samples(x, labels, metric, block_size).mean().item()
+    return silhouette_samples(x, labels, metric, block_size).double().mean().item()
 
 # %% ../nbs/00_silhouette.ipynb #054dec0d
 SOFT_MINS = ('softmax', 'logmeanexp', 'hard', 'logsumexp')
@@ -122,24 +181,31 @@ class SoftSilhouette(NamedTuple):
     valid: Tensor           # [B] bool: own class has >= 2 members in the batch and another class is present
 
 # %% ../nbs/00_silhouette.ipynb #f58223ab
-def check_soft_silhouette_args(metric, temperature, soft_min, denominator, method):
+def check_soft_silhouette_args(metric, temperature, soft_min, denominator, method, normalize=True, eps=1e-8, num_classes=None):
     "Validate the options of the soft silhouette; return the concrete method."
     _check_choice('metric', metric, METRICS)
     _check_choice('soft_min', soft_min, SOFT_MINS)
     _check_choice('denominator', denominator, DENOMINATORS)
     _check_choice('method', method, METHODS)
-    if isinstance(temperature, Tensor) or not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
-        raise TypeError(f'temperature must be a positive number, got {temperature!r}')
-    if not (temperature > 0 and math.isfinite(temperature)): raise ValueError(f'temperature must be > 0 and finite, got {temperature}')
+    _check_real('temperature', temperature)
+    if not isinstance(normalize, bool): raise TypeError(f'normalize must be True or False, got {normalize!r}')
+    _check_real('eps', eps)
+    if num_classes is not None: _check_int('num_classes', num_classes)
     if method == 'classsum' and metric not in CLASSSUM_METRICS:
         raise ValueError(f"method 'classsum' is exact only for metric 'cosine' or 'sqeuclidean', not {metric!r}; use 'pairwise'")
     return method if method != 'auto' else ('classsum' if metric in CLASSSUM_METRICS else 'pairwise')
 
+def _check_labels_given(labels):
+    "Labels are required (no host sync: always checked)."
+    if labels is None: raise TypeError('labels are required: one integer label per embedding, got None')
+
 def check_embeddings_labels(embeddings, labels, num_classes=None):
     "Raise a clear error when `embeddings` [B, D] and `labels` [B] do not fit together."
+    _check_labels_given(labels)
     if not isinstance(embeddings, Tensor): raise TypeError(f'embeddings must be a torch.Tensor, got {type(embeddings).__name__}')
     if not embeddings.dtype.is_floating_point: raise TypeError(f'embeddings must be floating point, got dtype {embeddings.dtype}')
     if embeddings.ndim != 2: raise ValueError(f'embeddings must be 2-D [B, D], got shape {list(embeddings.shape)}')
+    if embeddings.shape[1] == 0: raise ValueError(f'embeddings have 0 features (shape {list(embeddings.shape)}): the loss needs D >= 1')
     if not isinstance(labels, Tensor): raise TypeError(f'labels must be a torch.Tensor, got {type(labels).__name__}')
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f'labels must be integers, got dtype {labels.dtype}')
@@ -165,7 +231,7 @@ def _intra_and_class_means(z:Tensor, codes:Tensor, n_classes:int, counts:Tensor,
     "a(i) [B] (own class, self excluded, 0 for singletons) and the mean distances d(i, c) to every class [B, C]."
     own_n = counts[codes]
     if method == 'pairwise':
-        sums = z.new_zeros(len(z), n_classes).index_add_(1, codes, pairwise_distances(z, metric=metric))
+        sums = z.new_zeros(len(z), n_classes).index_add_(1, codes, _self_distances(z, metric))
         intra = sums.gather(1, codes[:, None]).squeeze(1)
         return intra / (own_n - 1).clamp_min(1), sums / counts.clamp_min(1)
     means = _class_sums(z, codes, n_classes) / counts.clamp_min(1)[:, None]      # [C, D]: S_c / n_c
@@ -184,10 +250,15 @@ def _soft_min(m:Tensor, codes:Tensor, present:Tensor, temperature:float, soft_mi
     hide = (~present & has)[None, :] | torch.zeros_like(m, dtype=torch.bool).scatter_(1, codes[:, None], has.expand(len(m), 1))
     masked = m.masked_fill(hide, math.inf)                                   # own and absent classes out
     if soft_min == 'hard': return masked.min(1).values
-    logits = masked * (-1 / temperature)
+    low = masked.min(1, keepdim=True).values.detach()                      # logits <= 0, max 0: no overflow at any temperature
+    logits = (masked - low) / -temperature                                   # (b is shifted back by `low` below)
     if soft_min == 'softmax': return (torch.softmax(logits, 1) * m).sum(1)
-    if soft_min == 'logsumexp': return -temperature * torch.logsumexp(logits, 1)      # may be < 0: clamped by the caller
-    return -temperature * (torch.logsumexp(logits, 1) - torch.log(n_other.clamp_min(1).to(m.dtype)))
+    if soft_min == 'logsumexp': return low.squeeze(1) - temperature * torch.logsumexp(logits, 1)   # may be < 0: clamped by the caller
+    n = n_other.clamp_min(1).to(m.dtype)
+    lme = torch.logsumexp(logits, 1) - torch.log(n)                          # log of the mean of exp(logits) over the other classes
+    near = torch.where(hide, torch.zeros_like(m), torch.expm1(logits)).sum(1) / n   # the same mean, minus 1, without cancellation
+    lme = torch.where(near > -0.5, torch.log1p(near.clamp_min(-0.5)), lme)   # large temperatures: all exp(logits) near 1
+    return low.squeeze(1) - temperature * lme
 
 # %% ../nbs/00_silhouette.ipynb #f194e8f7
 def soft_silhouette_samples(
@@ -200,23 +271,27 @@ def soft_silhouette_samples(
     normalize:bool=True, # L2-normalise the embeddings first (cosine always works on normalised vectors)
     method:str='auto', # 'classsum' (O(BCD), cosine/sqeuclidean), 'pairwise' (O(B^2 D), any metric), 'auto'
     num_classes:int|None=None, # labels lie in 0..num_classes-1: static shapes, no torch.unique, no host sync
-    eps:float=1e-8, # guards the division when a = b = 0
+    eps:float=1e-8, # guards the division when a = b = 0 (> 0)
     check_inputs:bool=True, # validate shapes, dtypes, NaN and labels (costs a host sync)
 ) -> SoftSilhouette:
     "Per-sample soft silhouette: a(i), soft b(i), s(i) and the mask of valid samples, computed in float32 or float64."
-    method = check_soft_silhouette_args(metric, temperature, soft_min, denominator, method)
+    method = check_soft_silhouette_args(metric, temperature, soft_min, denominator, method, normalize, eps, num_classes)
+    _check_labels_given(labels)
     if check_inputs: check_embeddings_labels(embeddings, labels, num_classes)
     dt = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
     with torch.autocast(embeddings.device.type, enabled=False):
         z = embeddings.to(dt)
         if normalize or metric == 'cosine': z = F.normalize(z, dim=1)
+        else: z = z - z.mean(0).detach()                                     # translation invariant: no float32 cancellation far from 0
+        tau = min(max(float(temperature), torch.finfo(dt).tiny), torch.finfo(dt).max)   # a temperature the dtype holds
         codes, n_classes = class_codes(labels, num_classes)
-        counts = _class_sums(torch.ones_like(z[:, 0]), codes, n_classes)    # [C]: n_c (0 for absent classes)
+        counts = _class_sums(z.new_ones(len(z)), codes, n_classes)    # [C]: n_c (0 for absent classes)
         a, m = _intra_and_class_means(z, codes, n_classes, counts, metric, method)
         present = counts > 0
-        b = _soft_min(m, codes, present, temperature, soft_min).clamp_min(0)
+        b = _soft_min(m, codes, present, tau, soft_min).clamp_min(0)
         valid = (counts[codes] >= 2) & (present.sum() >= 2)
-        den = torch.maximum(a, b) if denominator == 'max' else temperature * torch.logaddexp(a / temperature, b / temperature)
+        den = torch.maximum(a, b)                                            # smoothmax: tau log(e^a/tau + e^b/tau), overflow-free
+        if denominator == 'smoothmax': den = den + tau * torch.log1p(torch.exp(-(a - b).abs() / tau))
         s = torch.where(valid, (b - a) / den.clamp_min(eps), torch.zeros_like(a))
     return SoftSilhouette(a, b, s, valid)
 

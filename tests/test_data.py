@@ -1,5 +1,5 @@
 "Tests of softsil_nb.data: the registry, fetching (offline fakes and the real registries), hashes, splits, subsets, the internet loaders."
-import gzip, hashlib, io, os, re, shutil, tarfile, zipfile
+import gzip, hashlib, io, json, os, re, shutil, tarfile, zipfile
 from pathlib import Path
 import numpy as np
 import pytest
@@ -264,3 +264,120 @@ def test_load_folder_nested_and_resized(tmp_path):
     with pytest.raises(FileNotFoundError, match='no images'): load_folder(src, 'train', 'test')
     shutil.copytree(src/'val'/'n01', src/'val'/'n99')
     with pytest.raises(ValueError, match="n99"): load_folder(src, 'train', 'val')
+
+# ---------------------------------------------------------------- the paper's datasets through torchvision's classes (fixtures)
+import torchvision
+from softsil_nb.data import (TORCHVISION_DATASETS, dataset_available, fetch_torchvision, how_to_get, load_torchvision,
+                             make_torchvision_fixture)
+
+class FixtureFlowers102(torchvision.datasets.Flowers102):
+    "Flowers102 checks the MD5 of the real .mat files even when it only reads: a fixture's pass this existence check instead."
+    def _check_integrity(self): return self._images_folder.is_dir()
+
+def _cls(name): return FixtureFlowers102 if name == 'flowers102' else None
+
+@pytest.fixture
+def no_downloads(monkeypatch):
+    "Fail the test if anything tries to download: torchvision's download helpers (where each dataset module imported them) and any socket connection."
+    import socket, torchvision.datasets as tvd
+    calls = []
+    def refuse(*a, **k): calls.append(a); raise AssertionError(f'a download was attempted: {a[:1]}')
+    for mod in (tvd.utils, tvd.caltech, tvd.flowers102, tvd.fgvc_aircraft, tvd.cifar):
+        for fn in ('download_url', 'download_and_extract_archive', 'download_file_from_google_drive'):
+            if hasattr(mod, fn): monkeypatch.setattr(mod, fn, refuse)
+    monkeypatch.setattr(socket.socket, 'connect', refuse)
+    yield calls
+    assert calls == []
+
+def test_no_downloads_guard_works(no_downloads):
+    with pytest.raises(AssertionError, match='download was attempted'): torchvision.datasets.flowers102.download_url('http://example.invalid/x', '.')
+    no_downloads.clear()
+
+def test_torchvision_registry():
+    assert list(TORCHVISION_DATASETS) == ['stanford_cars', 'caltech101', 'caltech256', 'fgvc_aircraft', 'flowers102']
+    for n, s in TORCHVISION_DATASETS.items():
+        assert INTERNET_DATASETS[n] is s and hasattr(torchvision.datasets, s.cls_name) and s.licence and s.image_size == (128, 128)
+    assert [n for n, s in TORCHVISION_DATASETS.items() if not s.downloadable] == ['stanford_cars']
+    assert INTERNET_DATASETS['cifar10'].image_size == (32, 32) and INTERNET_DATASETS['cifar100'].image_size == (32, 32)
+    import inspect
+    assert TORCHVISION_DATASETS['flowers102'].md5 == torchvision.datasets.Flowers102._file_dict['image'][1] # what torchvision checks
+    for n, c in (('caltech101', torchvision.datasets.Caltech101), ('caltech256', torchvision.datasets.Caltech256)):
+        assert f'md5="{TORCHVISION_DATASETS[n].md5}"' in inspect.getsource(c.download)
+
+@pytest.mark.parametrize('name', list(TORCHVISION_DATASETS))
+def test_torchvision_fixture_round_trip(name, tmp_path, no_downloads):
+    from PIL import Image
+    assert not dataset_available(name, tmp_path)
+    with pytest.raises(DatasetMissingError, match=re.escape(how_to_get(name, tmp_path)[:40])): load_dataset(name, root=tmp_path)
+    make_torchvision_fixture(name, tmp_path, n_train=4, n_test=2, size=(16, 16))
+    fetch(name, tmp_path) if name != 'flowers102' else fetch_torchvision(name, tmp_path, dataset_cls=FixtureFlowers102)
+    assert dataset_available(name, tmp_path)
+    man = json.loads((tmp_path/'torchvision'/f'{name}.sha256.json').read_text())['files']
+    tv = tmp_path/'torchvision'
+    assert all(sha256_file(tv/f) == h for f, h in man.items()) and not any('BACKGROUND_Google' in f for f in man)
+    d = load_torchvision(name, size=16, root=tmp_path, dataset_cls=_cls(name))
+    assert d.x_train.shape == (12 if TORCHVISION_DATASETS[name].official else 15, 3, 16, 16) and d.x_train.dtype == np.uint8
+    assert d.counts('train')[:3].tolist() == ([4] * 3 if TORCHVISION_DATASETS[name].official else [5] * 3)
+    assert d.counts('test')[:3].tolist() == ([2] * 3 if TORCHVISION_DATASETS[name].official else [1] * 3)
+    assert len(d.classes) == (102 if name == 'flowers102' else 3) # Flowers-102's class names come from torchvision
+    for x, y in ((d.x_train, d.y_train), (d.x_test, d.y_test)): # the labels follow the files (class c has mean about 80 c + 20)
+        assert [int(round(float(x[y == c].mean() - 20) / 80)) for c in range(3)] == [0, 1, 2]
+    # an independent reading of the first training image of class 0 (no resize at 16 x 16): PIL's decode, pixel for pixel
+    imgs = sorted(f for f in man if f.endswith('.jpg'))
+    ref = {np.asarray(Image.open(tv/f).convert('RGB')).transpose(2, 0, 1).tobytes() for f in imgs}
+    assert all(a.tobytes() in ref for a in d.x_train) and all(a.tobytes() in ref for a in d.x_test)
+    assert len({a.tobytes() for a in np.concatenate([d.x_train, d.x_test])}) == len(d.x_train) + len(d.x_test) # no image twice
+    if not TORCHVISION_DATASETS[name].official: # our split: stratified 80/20, seed 0 of the labels in torchvision's order
+        y = np.repeat(np.arange(3), 6); tr, te = stratified_split(y, 0.2, 0)
+        assert d.y_train.tolist() == y[tr].tolist() and d.y_test.tolist() == y[te].tolist()
+    # a changed file is named before anything is decoded; a missing one names how to get the data
+    f = tv/imgs[3]; b = bytearray(f.read_bytes()); b[-3] ^= 1; f.write_bytes(bytes(b))
+    with pytest.raises(ChecksumError, match=re.escape(str(f))): load_torchvision(name, root=tmp_path, dataset_cls=_cls(name))
+    f.unlink()
+    with pytest.raises((DatasetMissingError, ChecksumError)): load_torchvision(name, root=tmp_path, dataset_cls=_cls(name))
+
+def test_torchvision_default_size_and_new_files(tmp_path, no_downloads):
+    make_torchvision_fixture('caltech256', tmp_path, size=(30, 40)); fetch('caltech256', tmp_path)
+    assert load_dataset('caltech256', root=tmp_path).x_train.shape[1:] == (3, 128, 128) # resized, centre-cropped
+    make_torchvision_fixture('caltech256', tmp_path, n_train=5, size=(30, 40)) # one more image per class than fetched
+    with pytest.raises(ChecksumError, match='not the ones fetched'): load_dataset('caltech256', root=tmp_path)
+    fetch_torchvision('caltech256', tmp_path, force=True); assert len(load_dataset('caltech256', size=8, root=tmp_path).y_train) == 18
+
+def test_stanford_cars_is_placed_by_hand(tmp_path, no_downloads):
+    with pytest.raises(DatasetMissingError, match=r'place the Stanford Cars files under .*stanford_cars: cars_train/'): fetch('stanford_cars', tmp_path)
+    assert 'cars_test_annos_withlabels.mat' in how_to_get('stanford_cars') and not dataset_available('stanford_cars', tmp_path)
+    with pytest.raises(ValueError, match='cannot be downloaded'): torchvision.datasets.StanfordCars(str(tmp_path), download=True)
+
+# ---------------------------------------------------------------- a read-only complete cache; what killed fetches leave
+def test_a_complete_cache_is_read_without_writing(tmp_path, monkeypatch):
+    "Nothing to fetch: no lock file, no client needed, and a read-only cache folder works."
+    arch, sha = _npm_tarball(tmp_path/'src')
+    _serve(monkeypatch, arch, [])
+    root = tmp_path/'cache'; d = fetch_source(_fake_source(arch, sha), root)
+    shutil.rmtree(root/'.locks')
+    monkeypatch.setattr(D, '_client_available', lambda src: False)        # e.g. a machine without npm, given a filled cache
+    def no_lock(path): raise PermissionError(13, 'Read-only file system', str(path))
+    monkeypatch.setattr(D, '_locked', no_lock)                              # what a read-only cache does to creating a lock file
+    assert fetch_source(_fake_source(arch, sha), root) == d and not (root/'.locks').exists()
+    if os.geteuid() != 0:
+        monkeypatch.undo(); _serve(monkeypatch, arch, [])
+        for p in (root, d.parent, d): p.chmod(0o555)
+        try: assert fetch_source(_fake_source(arch, sha), root) == d
+        finally:
+            for p in (root, d.parent, d): p.chmod(0o755)
+    (d/'f-idx1-ubyte').write_bytes(b'changed')                              # still checked: a corrupted file is named
+    monkeypatch.undo()
+    with pytest.raises(ChecksumError, match='f-idx1-ubyte'): fetch_source(_fake_source(arch, sha), root)
+
+def test_a_killed_fetch_leaves_nothing_behind_for_long(tmp_path, monkeypatch):
+    "The folder a killed fetch left (.fetch-*) is removed by the next fetch of that source; unnamed old ones after an hour."
+    arch, sha = _npm_tarball(tmp_path/'src')
+    _serve(monkeypatch, arch, [])
+    root = tmp_path/'cache'; root.mkdir()
+    src = _fake_source(arch, sha)
+    left = root/f".fetch-{src.folder.replace('/', '_')}-k1ll3d_x"; left.mkdir(); (left/'big.tgz').write_bytes(b'x' * 1000)
+    old = root/'.fetch-a1b2c3d4'; old.mkdir(); os.utime(old, (0, 0))      # the old unnamed style, a day old
+    new = root/'.fetch-z9y8x7w6'; new.mkdir()                              # unnamed and recent: maybe a live fetch, kept
+    other = root/'.fetch-npm_other-2.0-abcd1234'; other.mkdir()            # another source's: its own fetch cleans it
+    fetch_source(src, root)
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith('.fetch-')) == sorted([new.name, other.name])

@@ -150,3 +150,172 @@ def test_evaluate_confusion_and_balanced_accuracy_match_sklearn():
         warnings.simplefilter('ignore')                       # sklearn warns about predicted classes absent from y
         assert abs(out['balanced_accuracy'] - balanced_accuracy_score(y.numpy(), pred)) < 1e-12
     assert abs(out['balanced_accuracy'] - out['accuracy']) > 0.01
+
+# ---------------------------------------------------------------- paper-original: the paper's datasets on EfficientNet-B0
+def test_paper_original_suite_and_dry_run_without_data(tmp_path, monkeypatch):
+    from softsil_nb.experiments import dry_run, PAPER_ORIGINAL_DATASETS, PAPER_ORIGINAL_METHODS
+    from softsil_nb.learner import METHODS
+    monkeypatch.setenv('FASTAI_HOME', str(tmp_path/'fastai')); monkeypatch.setenv('SOFTSIL_DATA', str(tmp_path/'data'))
+    po = suite('paper-original')
+    assert len(po) == len({c.key() for c in po}) == 7 * 8 * 3
+    assert {(c.dataset, c.method) for c in po} == {(d, m) for d in PAPER_ORIGINAL_DATASETS for m in PAPER_ORIGINAL_METHODS}
+    assert set(PAPER_ORIGINAL_DATASETS) == {'cifar10', 'cifar100', 'stanford_cars', 'caltech101', 'caltech256', 'fgvc_aircraft', 'flowers102'}
+    assert {c.arch for c in po} == {'efficientnet_b0'} and {dict(c.overrides)['augment'] for c in po} == {'autoaugment'}
+    known = [m for m in PAPER_ORIGINAL_METHODS if m in METHODS]
+    assert set(PAPER_ORIGINAL_METHODS) - set(known) <= {'ce+proxynca', 'ce+center'} # issue 13's, until merged
+    res = tmp_path/'paper-original.jsonl'
+    ResultsFile(res).append(dict(key=po[0].key(), config=asdict(po[0]), split='test', metrics=dict(accuracy=0.5)))
+    text = dry_run(po, res)
+    rows = [l for l in text.splitlines() if l.startswith('| ') and l[2].isdigit()]
+    assert len(rows) == 168 and rows[0].endswith('| done |')
+    status = lambda c: 'method not defined in this build' if c.method not in METHODS else 'data missing'
+    assert [r.rsplit('|', 2)[1].strip() for r in rows[1:]] == [status(c) for c in po[1:]]
+    assert text.startswith('168 runs, results in paper-original.jsonl: 1 done,')
+    for d in PAPER_ORIGINAL_DATASETS: assert f'- `{d}`: ' in text
+    assert 'cars_test_annos_withlabels.mat' in text
+    assert len([l for l in dry_run(po, res, shard=(2, 3)).splitlines() if l.startswith('| ') and l[2].isdigit()]) == 56
+    assert not (tmp_path/'data').exists() and not (tmp_path/'fastai').exists() # nothing fetched, nothing created
+
+def test_paper_original_run_trains_on_a_fixture(tmp_path, monkeypatch):
+    "One paper-original configuration (two views, AutoAugment, EfficientNet-B0) through run_one, on a tiny Caltech-101 in its own format."
+    import dataclasses, socket
+    import softsil_nb.experiments as E
+    def refuse(*a): raise AssertionError(f'network access attempted: {a}')
+    monkeypatch.setattr(socket.socket, 'connect', refuse) # nothing downloads
+    from softsil_nb.data import make_torchvision_fixture, fetch, load_dataset
+    make_torchvision_fixture('caltech101', tmp_path, n_train=6, n_test=2, size=(32, 32)); fetch('caltech101', tmp_path)
+    monkeypatch.setitem(E._DATA_CACHE, 'caltech101', load_dataset('caltech101', size=32, root=tmp_path))
+    cfg = next(c for c in suite('paper-original') if c.dataset == 'caltech101' and c.method == 'ce+supcon+sil')
+    cfg = dataclasses.replace(cfg, epochs=1, batch_size=8)
+    dls, learn = E.build_learner(cfg, device='cpu')
+    assert type(dls.train.after_batch.fs[0]).__name__ == 'PerSampleAutoAugment' and dls.train.after_batch.fs[0].n_views == 2
+    assert learn.model.feat_dim == 1280 and type(learn.model.encoder.neck).__name__ == 'Identity'
+    rec = E.run_one(cfg, device='cpu')
+    assert rec['config']['arch'] == 'efficientnet_b0' and rec['metrics']['n_eval'] == 6 and 0 <= rec['metrics']['accuracy'] <= 1
+
+# ---- issue 12 section 1: results writes that never lose a finished run -------------------------------------------
+import errno, os, subprocess, sys, textwrap, time
+from pathlib import Path
+
+def _rec(k, **kw): return dict(key=k, config=asdict(RunConfig(seed=int(k) if k.isdigit() else 0)), split='test', metrics=dict(accuracy=0.5), **kw)
+
+def test_append_completes_a_short_write(tmp_path, monkeypatch):
+    rf = ResultsFile(tmp_path/'r.jsonl'); rf.append(_rec('0'))
+    real = os.write
+    def half(fd, data): return real(fd, bytes(data)[:max(1, len(data) // 2)])     # a short write: half of what was asked
+    monkeypatch.setattr(os, 'write', half)
+    rf.append(_rec('1', pad='x' * 1000)); rf.append(_rec('2'))
+    monkeypatch.undo()
+    with warnings.catch_warnings(): warnings.simplefilter('error'); recs = rf.read()
+    assert [r['key'] for r in recs] == ['0', '1', '2'] and recs[1]['pad'] == 'x' * 1000
+
+def test_append_on_a_full_disk_raises_and_leaves_no_partial_line(tmp_path, monkeypatch):
+    rf = ResultsFile(tmp_path/'r.jsonl'); rf.append(_rec('0')); before = rf.path.read_bytes()
+    real, calls = os.write, []
+    def full(fd, data):                                   # the disk fills up after part of the record is written
+        calls.append(len(data))
+        if len(calls) > 1: raise OSError(errno.ENOSPC, 'No space left on device')
+        return real(fd, bytes(data)[:len(data) // 2])
+    monkeypatch.setattr(os, 'write', full)
+    with pytest.raises(OSError, match='No space left'): rf.append(_rec('1', pad='x' * 1000))
+    monkeypatch.undo()
+    assert rf.path.read_bytes() == before                 # nothing half-written is left behind
+    rf.append(_rec('2'))
+    with warnings.catch_warnings(): warnings.simplefilter('error'); assert [r['key'] for r in rf.read()] == ['0', '2']
+
+def test_resume_after_a_truncated_last_line_keeps_the_new_record(tmp_path):
+    rf = ResultsFile(tmp_path/'r.jsonl'); rf.append(_rec('0'))
+    with open(rf.path, 'ab') as f: f.write(b'{"key": "1", "config": {"da')          # killed mid-write
+    rf.append(_rec('1'))                                                            # the redone run
+    with pytest.warns(UserWarning, match='line 2 is corrupted'): recs = rf.read()
+    assert [r['key'] for r in recs] == ['0', '1'] and rf.path.read_bytes().endswith(b'\n')
+
+@pytest.mark.parametrize('bad', [b'{}', b'[1, 2]', b'"text"', b'{"key": 3}', b'{"key": "k", "config": 5}', b'\xff\xfe{"key": "z"}'])
+def test_wrong_shape_and_non_utf8_lines_are_skipped_with_a_warning(tmp_path, bad):
+    rf = ResultsFile(tmp_path/'r.jsonl'); rf.append(_rec('0'))
+    with open(rf.path, 'ab') as f: f.write(bad + b'\n')
+    rf.append(_rec('1'))
+    with pytest.warns(UserWarning, match='line 2 is corrupted'): assert [r['key'] for r in rf.read()] == ['0', '1']
+    with pytest.warns(UserWarning): assert rf.done() == {'0', '1'}
+    with pytest.raises(ValueError, match='line 2'): rf.read(strict=True)
+
+def _fake_runner(cfg, split='test', device=None, bar=False):
+    return dict(key=cfg.key(), config=asdict(cfg), split=split, metrics=dict(accuracy=0.5 + cfg.seed / 100), timing=dict(fit_seconds=0.))
+
+def test_unwritable_results_path_fails_before_training(tmp_path):
+    (tmp_path/'afile').write_text('x')
+    ran = []
+    def runner(cfg, **kw): ran.append(cfg); return _fake_runner(cfg, **kw)
+    with pytest.raises(OSError, match='results file'):
+        run_suite([RunConfig(seed=0)], tmp_path/'afile'/'r.jsonl', progress=False, runner=runner)
+    assert ran == []
+    if os.geteuid() != 0:                                   # root writes anywhere: the read-only folder case needs a user
+        ro = tmp_path/'ro'; ro.mkdir(); ro.chmod(0o500)
+        with pytest.raises(OSError, match='results file'): run_suite([RunConfig(seed=0)], ro/'r.jsonl', progress=False, runner=runner)
+        assert ran == []
+
+def test_run_suite_limit_and_one_line_per_run(tmp_path, capsys):
+    cfgs = [RunConfig('uci_digits', 'ce', s) for s in range(3)]
+    assert run_suite(cfgs, tmp_path/'r.jsonl', limit=2, runner=_fake_runner) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == '0 of 3 runs already in r.jsonl; 3 to run'
+    assert out[1].startswith('[1/3] uci_digits ce seed 0: accuracy 50.00%') and out[2].startswith('[2/3] uci_digits ce seed 1: accuracy 51.00%')
+    assert len(out) == 3 and not any('\r' in l or '█' in l for l in out)
+    assert run_suite(cfgs, tmp_path/'r.jsonl', progress=False, runner=_fake_runner) == 1
+
+def test_two_plain_processes_split_a_suite_by_claims(tmp_path):
+    "Two processes on one results file, no --shard: each run is trained once, and both processes train some."
+    script = textwrap.dedent(f'''
+        import os, sys, time
+        from dataclasses import asdict
+        from softsil_nb.experiments import RunConfig, run_suite
+        def runner(cfg, split='test', device=None, bar=False):
+            time.sleep(0.3)
+            return dict(key=cfg.key(), config=asdict(cfg), split=split, metrics=dict(accuracy=0.5), pid=os.getpid())
+        n = run_suite([RunConfig('uci_digits', 'ce', s) for s in range(8)], sys.argv[1], progress=False, runner=runner)
+        print(n)
+    ''')
+    env = {**os.environ, 'PYTHONPATH': str(Path(__file__).resolve().parent.parent)}
+    ps = [subprocess.Popen([sys.executable, '-c', script, str(tmp_path/'r.jsonl')], stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    counts = [int(p.communicate(timeout=300)[0].split()[-1]) for p in ps]
+    recs = ResultsFile(tmp_path/'r.jsonl').read()
+    keys = [r['key'] for r in recs]
+    assert sorted(keys) == sorted(RunConfig('uci_digits', 'ce', s).key() for s in range(8))   # every run once
+    assert sum(counts) == 8 and min(counts) >= 1 and len({r['pid'] for r in recs}) == 2, counts
+
+def test_a_dead_claimant_does_not_block_a_resume(tmp_path):
+    "A claim is a kernel lock: held while its process lives (others skip that run), gone when it is killed."
+    cfg = RunConfig('uci_digits', 'ce', 0)
+    script = textwrap.dedent('''
+        import sys, time
+        from softsil_nb.experiments import ResultsFile
+        with ResultsFile(sys.argv[1]).claim(sys.argv[2]) as got:
+            print(got, flush=True); time.sleep(600)
+    ''')
+    env = {**os.environ, 'PYTHONPATH': str(Path(__file__).resolve().parent.parent)}
+    p = subprocess.Popen([sys.executable, '-c', script, str(tmp_path/'r.jsonl'), cfg.key()], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert p.stdout.readline().strip() == 'True'
+        assert run_suite([cfg], tmp_path/'r.jsonl', progress=False, runner=_fake_runner) == 0      # claimed by a live process: skipped
+    finally: p.kill(); p.wait()
+    assert run_suite([cfg], tmp_path/'r.jsonl', progress=False, runner=_fake_runner) == 1          # its claim died with it
+
+@pytest.mark.parametrize('kw', [dict(epochs=0), dict(epochs=-1), dict(batch_size=0), dict(lr=float('nan')), dict(lr=0.),
+                                dict(lr=float('inf')), dict(k_per_class=-1), dict(k_per_class=0), dict(seed=-1), dict(stage2_epochs=0),
+                                dict(stage2_lr=-1.), dict(sampler='balanced'), dict(epochs=2.5), dict(epochs=True), dict(dataset=''),
+                                dict(overrides=(('sil', float('nan')),)), dict(overrides=('sil',)), dict(sampler='pk', batch_size=3)])
+def test_run_config_is_validated_at_construction(kw):
+    with pytest.raises(ValueError, match=next(iter(kw)) if next(iter(kw)) != 'sampler' or 'batch_size' not in kw else 'batch_size'):
+        RunConfig(**kw)
+
+def test_committed_results_keys_do_not_change():
+    "Every committed record rebuilds into a valid RunConfig with the key it was stored under."
+    files = sorted((Path(__file__).resolve().parent.parent/'results').glob('*.jsonl'))
+    assert files
+    n = 0
+    for f in files:
+        for r in ResultsFile(f).read(strict=True):
+            c = r['config']
+            cfg = RunConfig(**{**c, 'overrides': tuple(tuple(p) for p in c['overrides'])})
+            assert cfg.key() == r['key'], (f.name, c); n += 1
+    assert n >= 280 + 24 + 33

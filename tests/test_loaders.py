@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from hypothesis import given, settings, strategies as st
 import matplotlib; matplotlib.use('Agg')
-from fastai.vision.all import (Learner, CrossEntropyLossFlat, accuracy, ClassificationInterpretation, load_learner,
+from fastai.vision.all import (Learner, CrossEntropyLossFlat, accuracy, ClassificationInterpretation, load_learner, TensorImage,
                                TensorImageBW, TensorCategory, Category, DataLoaders, default_device, set_seed)
 from softsil_nb.data import ImageData, load_dataset
 from softsil_nb.loaders import (ArrayDataset, BatchAugment, ClassBalancedSampler, DeviceDataLoader, channel_stats,
@@ -275,3 +275,70 @@ def test_loader_speed_script_smoke(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     text = (tmp_path/'b.md').read_text()
     assert '## Loader speed' in text and 'DeviceDataLoader' in text and 'DataBlock' in text
+
+# ---------------------------------------------------------------- per-sample AutoAugment
+from softsil_nb.loaders import PerSampleAutoAugment, autoaugment_policy
+
+def _drawn(policy, draw):
+    "torchvision's own AutoAugment, made to use the draw we made for one image (its get_params is the only random step)."
+    from torchvision.transforms import AutoAugment, AutoAugmentPolicy, InterpolationMode
+    class Drawn(AutoAugment):
+        def get_params(self, n): return draw
+    return Drawn(AutoAugmentPolicy(policy), InterpolationMode.NEAREST)
+
+@pytest.mark.parametrize('policy', ['imagenet', 'cifar10', 'svhn'])
+def test_autoaugment_per_sample_equals_torchvision_on_each_sample(policy):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (96, 3, 20, 28), generator=g, dtype=torch.uint8) # not square: TranslateX/Y use W/H
+    x[48:] = x[0] # identical images in one batch
+    aa = PerSampleAutoAugment(policy, seed=3)
+    p = aa.sample_params(len(x)); out = aa.apply(x, p)
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    for i in range(len(x)):
+        assert torch.equal(out[i], _drawn(policy, (int(p['policy'][i]), p['probs'][i], p['signs'][i]))(x[i])), i
+    same = {out[i].numpy().tobytes() for i in range(48, 96)}
+    assert len(same) > 8 # the identical inputs got different operations
+    assert len({tuple(t) for t in aa.ops(p, (20, 28))[48:]}) > 8
+
+def test_torchvision_v2_autoaugment_on_a_batch_applies_one_operation():
+    "Why we need our own: torchvision's v2 AutoAugment on a batch tensor gives every image the same operations."
+    from torchvision.transforms import v2
+    x = torch.randint(0, 256, (1, 3, 20, 20), dtype=torch.uint8).repeat(32, 1, 1, 1)
+    torch.manual_seed(0)
+    outs = [v2.AutoAugment()(x) for _ in range(10)]
+    assert all(len({o[i].numpy().tobytes() for i in range(32)}) == 1 for o in outs)
+    assert len({o[0].numpy().tobytes() for o in outs}) > 1 # it is random, per call
+
+def test_autoaugment_draws_and_views():
+    aa = PerSampleAutoAugment('imagenet', seed=0)
+    p = aa.sample_params(25000)
+    counts = torch.bincount(p['policy'], minlength=25).float()
+    assert counts.min() > 850 and counts.max() < 1150 # 25 sub-policies, uniform (1000 expected each; 5 sd is about 155)
+    assert p['probs'].min() >= 0 and p['probs'].max() < 1 and set(p['signs'].unique().tolist()) == {0, 1}
+    x = TensorImage(torch.randint(0, 256, (16, 3, 12, 12), dtype=torch.uint8))
+    v = PerSampleAutoAugment(n_views=2, seed=0)(x, split_idx=0)
+    assert v.shape == (32, 3, 12, 12) and isinstance(v, TensorImage)
+    assert sum(not torch.equal(v[i], v[16 + i]) for i in range(16)) > 4 # each view its own draw
+    a, b = PerSampleAutoAugment(seed=5), PerSampleAutoAugment(seed=5)
+    assert torch.equal(a(x, split_idx=0), b(x, split_idx=0)) # seeded
+    assert torch.equal(PerSampleAutoAugment(seed=5)(x, split_idx=1), x) # not on evaluation batches
+    assert torch.equal(pickle.loads(pickle.dumps(a)).sample_params(4)['policy'], PerSampleAutoAugment(seed=5).sample_params(4)['policy'])
+    with pytest.raises(TypeError, match='uint8'): a(TensorImage(x.float()), split_idx=0)
+    with pytest.raises(ValueError, match='policy must be one of'): PerSampleAutoAugment('imagenet21k')
+    assert autoaugment_policy('cifar100') == 'cifar10' and autoaugment_policy('flowers102') == 'imagenet'
+
+def test_device_dataloaders_autoaugment():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 3, 16, 16)).astype(np.uint8); y = np.repeat(np.arange(4), 10)
+    d = ImageData('cifar10', tuple('abcd'), x, y, x[:8], y[:8], flip=True)
+    dls = device_dataloaders(d, bs=16, n_views=2, augment='autoaugment', seed=0, device='cpu')
+    names = [type(t).__name__ for t in dls.train.after_batch.fs]
+    assert names == ['PerSampleAutoAugment', 'IntToFloatTensor', 'BatchAugment', 'Normalize']
+    aa, crop = dls.train.after_batch.fs[0], dls.train.after_batch.fs[2]
+    assert aa.policy == 'cifar10' and aa.n_views == 2 and crop.n_views == 1 and crop.degrees == 0 and crop.flip
+    xb, yb = dls.one_batch()
+    assert xb.shape == (32, 3, 16, 16) and yb.shape == (16,)
+    again = device_dataloaders(d, bs=16, n_views=2, augment='autoaugment', seed=0, device='cpu')
+    assert torch.equal(xb, again.one_batch()[0]) # seeded
+    assert [type(t).__name__ for t in dls.valid.after_batch.fs] == ['IntToFloatTensor', 'Normalize']
+    with pytest.raises(ValueError, match="'autoaugment'"): device_dataloaders(d, augment='randaugment', device='cpu')

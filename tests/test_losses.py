@@ -208,3 +208,113 @@ def test_center_loss_brute_force_gradcheck_and_errors():
     with pytest.raises(ValueError, match='0..num_classes-1'): cl(x, torch.tensor([0] * 8 + [3]))
     with pytest.raises(ValueError, match='embedding_size'): cl(x[:, :2], y)
     with pytest.raises(TypeError, match='integers'): cl(x, y.float())
+
+# --- float32 numerics and argument checks (issue 12 section 2) ---
+from softsil_nb.losses import supcon_loss, PMLLoss
+from softsil_nb.silhouette import soft_silhouette_samples
+
+@pytest.mark.parametrize('metric', ['sqeuclidean', 'euclidean'])
+@pytest.mark.parametrize('method', ['classsum', 'pairwise'])
+@pytest.mark.parametrize('offset', [1e4, 1e6])
+def test_float32_loss_translation_invariant(metric, method, offset):
+    if metric == 'euclidean' and method == 'classsum': return
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 4, (64,), generator=g)
+    x = torch.randn(64, 8, generator=g) + 2 * torch.randn(4, 8, generator=g)[y]
+    xo = x + offset
+    ref = soft_silhouette_loss(xo.double(), y, metric=metric, normalize=False, method=method)   # float64 on the same float32 array
+    ref0 = soft_silhouette_loss(x.double(), y, metric=metric, normalize=False, method=method)
+    assert abs(ref.item() - ref0.item()) < 1e-3
+    got = soft_silhouette_loss(xo, y, metric=metric, normalize=False, method=method)
+    assert got.dtype == torch.float32 and abs(got.item() - ref.item()) < 1e-5
+
+def test_tiny_norms_classsum_equals_pairwise():
+    z = torch.randn(8, 3, dtype=torch.float64); z[0] *= 1e-13; z[1] = 0; y = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+    for metric in ('cosine', 'sqeuclidean'):
+        p = soft_silhouette_loss(z, y, metric=metric, method='pairwise'); c = soft_silhouette_loss(z, y, metric=metric, method='classsum')
+        assert torch.isfinite(p) and abs(p.item() - c.item()) < 1e-10
+
+@pytest.mark.parametrize('tau', [1e-39, 1e-45, 1e39, 1e46, 1e300])
+def test_temperatures_outside_float32_range_are_finite(tau):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 5, generator=g, requires_grad=True), torch.arange(4).repeat(6)
+    for soft_min in ('softmax', 'logmeanexp'):
+        for den in ('max', 'smoothmax'):
+            l = soft_silhouette_loss(x, y, temperature=tau, soft_min=soft_min, denominator=den)
+            g_, = torch.autograd.grad(l, x)
+            assert torch.isfinite(l) and torch.isfinite(g_).all(), (soft_min, den)
+            ref = soft_silhouette_loss(x.detach().double(), y, temperature=tau, soft_min=soft_min, denominator=den)
+            assert abs(l.item() - ref.item()) < 1e-5, (soft_min, den, l.item(), ref.item())
+    hard = soft_silhouette_loss(x, y, soft_min='hard')
+    if tau < 1: assert abs(soft_silhouette_loss(x, y, temperature=tau).item() - hard.item()) < 1e-5
+    l = SupConLoss(temperature=tau)(x, y); g_, = torch.autograd.grad(l, x)
+    assert torch.isfinite(l) and torch.isfinite(g_).all()
+
+def test_logmeanexp_large_temperature_no_cancellation():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 6, generator=g), torch.arange(5).repeat(8)
+    for tau in (1e4, 1e8):
+        got = soft_silhouette_samples(x, y, temperature=tau, soft_min='logmeanexp')
+        ref = soft_silhouette_samples(x.double(), y, temperature=tau, soft_min='logmeanexp')
+        np.testing.assert_allclose(got.nearest_other.numpy(), ref.nearest_other.numpy(), atol=1e-6)
+        mean_other = soft_silhouette_samples(x.double(), y, temperature=1e30, soft_min='softmax').nearest_other
+        np.testing.assert_allclose(ref.nearest_other.numpy(), mean_other.numpy(), atol=1e-3)
+
+def test_numbers_of_any_kind_and_one_refusal():
+    x, y = torch.randn(12, 4), torch.arange(3).repeat(4)
+    for t in (np.float32(0.1), np.float64(0.1), np.int64(1), 1, 0.1):
+        assert torch.isfinite(SoftSilhouetteLoss(temperature=t)(x, y)) and torch.isfinite(SupConLoss(temperature=t)(x, y))
+        assert torch.isfinite(soft_silhouette_loss(x, y, temperature=t)) and torch.isfinite(supcon_loss(x, y, temperature=t))
+        assert torch.isfinite(CombinedLoss(supcon=1, supcon_temperature=t)((torch.randn(12, 3), x, x), y))
+    for bad, exc in ((True, TypeError), ('0.1', TypeError), (torch.tensor(0.1), TypeError), (None, TypeError),
+                     (float('inf'), ValueError), (float('nan'), ValueError), (0, ValueError), (-1., ValueError)):
+        msgs = set()
+        for f in (lambda: SoftSilhouetteLoss(temperature=bad), lambda: SupConLoss(temperature=bad),
+                  lambda: soft_silhouette_loss(x, y, temperature=bad), lambda: supcon_loss(x, y, temperature=bad),
+                  lambda: CombinedLoss(supcon=1, supcon_temperature=bad)):
+            with pytest.raises(exc, match='temperature') as e: f()
+            msgs.add(str(e.value))
+        assert len(msgs) == 1, msgs                                      # the same words from every loss
+    for w in (np.float32(0.5), np.int64(2)): assert CombinedLoss(ce=w).weights['ce'] == float(w)
+    with pytest.raises(TypeError, match='weight ce'): CombinedLoss(ce=True)
+    with pytest.raises(ValueError, match='weight sil'): CombinedLoss(sil=float('nan'))
+
+def test_smaller_holes_get_clear_errors():
+    x, y = torch.randn(4, 3), torch.tensor([0, 0, 1, 1])
+    cases = [(lambda: soft_silhouette_loss(torch.zeros(4, 0), y), ValueError, '0 features'),
+             (lambda: SoftSilhouetteLoss()(torch.zeros(4, 0), y), ValueError, '0 features'),
+             (lambda: supcon_loss(torch.zeros(4, 0), y), ValueError, '0 features'),
+             (lambda: soft_silhouette_loss(x, y, num_classes=2.5), TypeError, 'num_classes'),
+             (lambda: soft_silhouette_loss(x, y, num_classes=0), ValueError, 'num_classes'),
+             (lambda: soft_silhouette_loss(x, y, num_classes=-1, check_inputs=False), ValueError, 'num_classes'),
+             (lambda: SoftSilhouetteLoss(num_classes=True), TypeError, 'num_classes'),
+             (lambda: SoftSilhouetteLoss(normalize='no'), TypeError, 'normalize'),
+             (lambda: soft_silhouette_loss(x, y, normalize='no'), TypeError, 'normalize'),
+             (lambda: soft_silhouette_samples(x, y, eps=float('nan')), ValueError, 'eps'),
+             (lambda: soft_silhouette_samples(x, y, eps=0), ValueError, 'eps'),
+             (lambda: CombinedLoss(sil=1, sil_loss=dict(temperature=0.2)), TypeError, 'sil_loss'),
+             (lambda: CombinedLoss(pml=1, pml_loss='triplet'), TypeError, 'pml_loss'),
+             (lambda: PMLLoss('triplet'), TypeError, 'loss'),
+             (lambda: CombinedLoss()(torch.randn(4, 2, 3), y), ValueError, 'logits must be 2-D'),
+             (lambda: CombinedLoss()(torch.full((4, 3), float('nan')), y), ValueError, 'logits contain NaN or Inf'),
+             (lambda: CombinedLoss(ce=1, supcon=1)((torch.randn(4, 3), torch.randn(4, 5), torch.full((4, 2), float('nan'))), y),
+              ValueError, 'projections contain NaN or Inf'),
+             (lambda: CombinedLoss(ce=0, sil=1)((torch.randn(4, 3), torch.full((4, 5), float('inf')), torch.randn(4, 2)), y),
+              ValueError, 'features contain NaN or Inf'),
+             (lambda: supcon_loss(torch.randn(4, 2, 3), torch.tensor([0, 1, 2])), ValueError, r'\[4\] \(one per sample\) or \[8\]'),
+             (lambda: SupConLoss()(torch.randn(4, 2, 3), torch.tensor([0, 1, 2])), ValueError, r'\[4\] \(one per sample\) or \[8\]')]
+    for loss in (SoftSilhouetteLoss(), SoftSilhouetteLoss(check_inputs=False), SupConLoss(), SupConLoss(check_inputs=False),
+                 CombinedLoss(), CombinedLoss(check_inputs=False)):
+        cases.append((lambda loss=loss: loss(x, None), TypeError, 'labels are required'))
+    cases.append((lambda: SupConLoss()(torch.randn(4, 2, 3), None), TypeError, 'labels are required'))
+    for f, exc, msg in cases:
+        with pytest.raises(exc, match=msg): f()
+
+def test_combined_empty_batch_is_graph_connected_zero():
+    for kw in (dict(), dict(ce=1, supcon=1, sil=1)):
+        for red in ('mean', 'sum', 'none'):
+            logits = torch.randn(0, 3, requires_grad=True)
+            pred = (logits, torch.randn(0, 5), torch.randn(0, 4)) if len(kw) else logits
+            l = CombinedLoss(reduction=red, **kw)(pred, torch.zeros(0, dtype=torch.long))
+            assert l.requires_grad and (l == 0).all() and l.shape == ((0,) if red == 'none' else ())
+            l.sum().backward()

@@ -262,3 +262,26 @@ def test_learner_save_load_round_trip(tmp_path):
     with torch.no_grad():
         for a, b in zip(learn.model(x), learn2.model(x)): assert torch.equal(a, b)
     assert pickle.loads(pickle.dumps(embedding_splitter)) is embedding_splitter
+
+# ---------------------------------------------------------------- EfficientNet-B0, the paper's encoder
+def test_efficientnet_b0_heads_against_torchvision():
+    import torchvision
+    from softsil_nb.models import efficientnet_b0_model
+    m = create_model('efficientnet_b0', n_classes=5, n_in=3, feat_dim=1280, proj_dim=128).eval()
+    tv = torchvision.models.efficientnet_b0(weights=None).eval()
+    tv.features.load_state_dict(m.body[0].state_dict()) # the body is torchvision's `features`, unchanged
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits, f, z = m(x)
+        ref = tv.avgpool(tv.features(x)).flatten(1) # torchvision's own pooled features (what its classifier reads)
+    assert torch.allclose(f, ref, atol=1e-5) and f.shape == (2, 1280)
+    assert torch.allclose(logits, m.classifier(ref), atol=1e-5) and logits.shape == (2, 5)
+    assert torch.allclose(z, m.projector(ref), atol=1e-5) and z.shape == (2, 128)
+    assert [type(l).__name__ for l in m.projector] == ['Linear', 'ReLU', 'Linear'] and m.projector[0].out_features == 1280
+    assert m.dropout.p == tv.classifier[0].p == 0.2
+    n_tv = sum(p.numel() for p in tv.features.parameters())
+    assert sum(p.numel() for p in m.encoder.parameters()) == n_tv # no neck
+    g = efficientnet_b0_model(3, n_in=1, feat_dim=64, proj_dim=16).train() # grey images, a neck to 64
+    assert g.body[0][0][0].in_channels == 1 and g.encoder.neck[0].in_features == 1280
+    out = g(torch.randn(2, 1, 16, 16)); sum(o.sum() for o in out).backward()
+    assert [o.shape for o in out] == [(2, 3), (2, 64), (2, 16)] and g.body[0][0][0].weight.grad is not None

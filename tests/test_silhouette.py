@@ -78,3 +78,79 @@ def test_soft_silhouette_bounded(data, metric, soft_min, den):
     else: assert (r.nearest_other >= hard.nearest_other - 1e-9).all()
     counts = {v: (y == v).sum() for v in set(y.tolist())}
     np.testing.assert_array_equal(r.valid.numpy(), np.array([counts[v] >= 2 for v in y]))
+
+# --- float32 numerics and input checks (issue 12 section 2), speed paths (issue 17) ---
+
+def _clusters(n=400, d=8, c=4, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n); x = rng.normal(size=(n, d)) + 2.0 * rng.normal(size=(c, d))[y]
+    return x.astype(np.float32), y
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(['euclidean', 'sqeuclidean']), st.sampled_from([0., 1e2, 1e3, 1e4, 1e5, 1e6]),
+       st.integers(0, 2**31 - 1))
+def test_float32_silhouette_translation_invariant_like_sklearn(metric, offset, seed):
+    "float32 input far from the origin: equal to scikit-learn on the same float32 array (which computes in float64)."
+    x, y = _clusters(200, 5, 3, seed)
+    rng = np.random.default_rng(seed)
+    xo = (x + offset * rng.choice([-1, 1], x.shape[1])).astype(np.float32)
+    ref = skm.silhouette_samples(xo, y, metric=metric)
+    ours = silhouette_samples(torch.tensor(xo), torch.tensor(y), metric=metric)
+    assert ours.dtype == torch.float32
+    np.testing.assert_allclose(ours.numpy(), ref, atol=1e-5)
+    assert abs(silhouette_score(torch.tensor(xo), torch.tensor(y), metric=metric) - ref.mean()) < 1e-5
+
+@pytest.mark.parametrize('metric', ['euclidean', 'sqeuclidean'])
+@pytest.mark.parametrize('offset', [1e4, 1e6])
+def test_float32_pairwise_distances_translation_invariant(metric, offset):
+    x, _ = _clusters(60, 6, 3)
+    xo = (x + offset).astype(np.float32)
+    ref = skm.pairwise_distances(xo.astype(np.float64), metric=metric)
+    got = pairwise_distances(torch.tensor(xo), metric=metric).numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-5 * (ref.max() if metric == 'sqeuclidean' else 1))
+    got = pairwise_distances(torch.tensor(xo[:20]), torch.tensor(xo[20:]), metric=metric).numpy()
+    np.testing.assert_allclose(got, ref[:20, 20:], atol=1e-5 * (ref.max() if metric == 'sqeuclidean' else 1))
+
+def test_float32_cosine_silhouette_like_sklearn():
+    x, y = _clusters(300, 8, 4)
+    np.testing.assert_allclose(silhouette_samples(torch.tensor(x), torch.tensor(y), metric='cosine').numpy(),
+                               skm.silhouette_samples(x, y, metric='cosine'), atol=1e-5)
+
+@pytest.mark.parametrize('metric', METRICS)
+def test_large_float64_equals_sklearn_all_paths(metric):
+    "The class-sum identity (cosine, sqeuclidean) and the blocked one-hot matmul (euclidean) against scikit-learn."
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 7, 1500); y[:3] = 99                    # and a singleton class
+    y[0] = 1234; x = rng.normal(size=(1500, 12)) + rng.normal(size=(1235, 12))[y % 1235] * 1.5
+    ref = skm.silhouette_samples(x, y, metric=metric)
+    for bs in (None, 7, 1500):
+        np.testing.assert_allclose(silhouette_samples(torch.tensor(x), torch.tensor(y), metric=metric, block_size=bs).numpy(), ref, atol=1e-9)
+
+def test_float16_and_bfloat16_computed_in_float32():
+    x, y = _clusters(100, 4, 3)
+    x = x * 300                                                  # squared distances beyond float16's 65504
+    for dt in (torch.float16, torch.bfloat16):
+        xh = torch.tensor(x).to(dt)
+        ref = skm.silhouette_samples(xh.float().numpy(), y)
+        got = silhouette_samples(xh, torch.tensor(y))
+        assert got.dtype == torch.float32
+        np.testing.assert_allclose(got.numpy(), ref, atol=1e-5)
+        d = pairwise_distances(xh, metric='sqeuclidean')
+        assert d.dtype == torch.float32 and torch.isfinite(d).all()
+        ref = skm.pairwise_distances(xh.float().numpy(), metric='sqeuclidean')
+        np.testing.assert_allclose(d.numpy(), ref, atol=1e-6 * ref.max())
+
+def test_pairwise_distances_and_silhouette_refuse_bad_input():
+    x = torch.randn(5, 3)
+    for bad in (x.index_fill(0, torch.tensor([2]), float('nan')), x.index_fill(0, torch.tensor([1]), float('inf'))):
+        for m in METRICS:
+            with pytest.raises(ValueError, match='NaN or Inf'): pairwise_distances(bad, metric=m)
+            with pytest.raises(ValueError, match='NaN or Inf'): pairwise_distances(x, bad, metric=m)
+    with pytest.raises(ValueError, match='0 features'): pairwise_distances(torch.zeros(3, 0))
+    with pytest.raises(ValueError, match='0 features'): silhouette_samples(torch.zeros(4, 0), torch.tensor([0, 0, 1, 1]))
+    with pytest.raises(ValueError, match='same number of features'): pairwise_distances(x, torch.randn(2, 4))
+    y = torch.tensor([0, 0, 1, 1, 2])
+    for bs in (0, -3, 2.5, True, '4'):
+        with pytest.raises((ValueError, TypeError), match='block_size'): silhouette_samples(x, y, block_size=bs)
+    np.testing.assert_allclose(silhouette_samples(x, y, block_size=np.int64(2)).numpy(),
+                               skm.silhouette_samples(x.numpy(), y.numpy()), atol=1e-6)

@@ -1,1 +1,1 @@
-"The docs build: executed notebooks rendered as a static site with nbconvert (see tools/build_docs.py)."
+"The docs build: what MkDocs (mkdocs.yml) cannot do -- execute the notebooks, show_doc tables, Markdown pages (see tools/build_docs.py)."

@@ -1,12 +1,14 @@
 """Process and execute one notebook for the docs, as `nbdev_docs` would process it and `nbdev_test` would run it.
 
-nbdev's own processors do the work (front matter, `show_doc` cells after each exported definition, hidden and
-exported cells removed, links to the API); in between, every code cell is run by execnb's `CaptureShell` in this
+nbdev's own processors do the work (front matter, `show_doc` cells after each exported definition, the `#| hide`
+and `#| export` cells dropped by reading the directives -- `nbdev_clean` strips cell tags, so an engine reading tags
+would keep them -- and links to the API); in between, every code cell is run by execnb's `CaptureShell` in this
 process, skipping cells flagged `slow` or `cuda` (settings.ini `tst_flags`) exactly as `nbdev_test` does.
 """
 from __future__ import annotations
-import os, time
+import os, re, time
 from pathlib import Path
+from nbdev.doclinks import NbdevLookup
 
 SKIP_FLAGS = ('slow', 'cuda')
 
@@ -23,6 +25,45 @@ def _skip_reason(cell, flags) -> str | None:
     if d.get('eval:', [''])[0].lower() == 'false': return 'eval: false'
     hit = sorted(set(flags) & d.keys())
     return ', '.join(hit) if hit else None
+
+
+# "scikit-learn's `silhouette_score`" names that library's function, not ours of the same name: such a name links to
+# that library's docs (when we know where they are) or stays plain text; nbdev's add_links would send it to ours.
+_re_owner = re.compile(r"([A-Za-z][\w.-]*)(?:'s|\u2019s)\s+(?:own\s+)?(?:\[)?$")
+OTHER_DOCS = {
+    'scikit-learn': lambda n: next((f'https://scikit-learn.org/stable/modules/generated/{m}.{n}.html'
+                                    for m in ('sklearn.metrics', 'sklearn.metrics.pairwise', 'sklearn.neighbors',
+                                              'sklearn.cluster', 'sklearn.manifold') if _has_attr(m, n)), None),
+    'pytorch-metric-learning': lambda n: ('https://kevinmusgrave.github.io/pytorch-metric-learning/losses/#'
+                                          + n.lower()) if n.endswith('Loss') else
+                                         'https://kevinmusgrave.github.io/pytorch-metric-learning/accuracy_calculation/'
+                                         if n == 'AccuracyCalculator' else None}
+OTHER_DOCS['sklearn'] = OTHER_DOCS['scikit-learn']; OTHER_DOCS['PML'] = OTHER_DOCS['pytorch-metric-learning']
+
+
+def _has_attr(mod:str, name:str) -> bool:
+    import importlib
+    try: return hasattr(importlib.import_module(mod), name)
+    except ImportError: return False
+
+
+class Lookup(NbdevLookup):
+    "nbdev's links to the API, except that a name owned by another library (`X's `name``) never links to ours."
+    def _link_sym(self, m):
+        owner = _re_owner.search(m.string[max(0, m.start() - 40):m.start()])
+        lib = owner.group(1) if owner else None
+        if lib is None or lib in ('softsil_nb', 'fastai', 'fastcore', 'nbdev'): return super()._link_sym(m)
+        url = OTHER_DOCS.get(lib, lambda n: None)(m.group(1).split('.')[-1])
+        return f'[{m.group(0)}]({url})' if url else m.group(0)
+
+
+def add_links(cell):
+    "nbdev's `add_links` processor with `Lookup`."
+    nl = Lookup()
+    if cell.cell_type == 'markdown': cell.source = nl.linkify(cell.source)
+    for o in cell.get('outputs', []):
+        if hasattr(o, 'data') and hasattr(o['data'], 'text/markdown'):
+            o.data['text/markdown'] = [nl.link_line(s) for s in o.data['text/markdown']]
 
 
 def process_notebook(path, skip_flags=SKIP_FLAGS, timeout:int|None=None, execute:bool=True):
@@ -60,7 +101,7 @@ def process_notebook(path, skip_flags=SKIP_FLAGS, timeout:int|None=None, execute
 
     procs = [FrontmatterProc, P.populate_language, P.add_show_docs, run_cells,
              P.strip_ansi, P.hide_line, P.filter_stream_, P.rm_header_dash, P.clean_show_doc,
-             P.rm_export, P.clean_magics, P.hide_, P.add_links, P.add_fold, P.mv_exports, P.strip_hidden_metadata]
+             P.rm_export, P.clean_magics, P.hide_, add_links, P.add_fold, P.mv_exports, P.strip_hidden_metadata]
     nb = NBProcessor(path, procs=procs, process=True).nb
     return nb, state['secs']
 

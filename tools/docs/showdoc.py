@@ -1,12 +1,15 @@
-"""`show_doc` output for the static site: the heading, the signature, the docstring and a parameter table.
+"""`show_doc` output for the site: heading (with the anchor nbdev's `_modidx` links to), a source link, the signature,
+the docstring and a table of the parameters with their docments.
 
-fastcore 1.x renders `show_doc` as a signature with the docments inline and adds a Pandoc-style source link
-(`{target=...}`) that only Quarto understands. The docs build swaps in `TableRenderer` (in its own worker
-process only, never in the library) so every documented symbol gets a table: parameter, type, default, details.
+autodoc and mkdocstrings ignore docments (our parameters are documented as comments), and nbdev's own renderer adds
+a Pandoc-style source link (`{target=...}`) that only Quarto understands. The docs build swaps in `TableRenderer`
+(in its own process only, never in the library): every documented symbol gets a parameter table, and a source link
+to its line in the repository (settings.ini `git_url` and `branch`, through nbdev's `NbdevLookup.code`).
 """
 from __future__ import annotations
 import inspect, textwrap
 from nbdev.showdoc import BasicMarkdownRenderer
+from nbdev.doclinks import NbdevLookup, _lineno
 from fastcore.docments import docments
 
 _empty = inspect.Parameter.empty
@@ -41,7 +44,7 @@ def _params(sym):
     return rows
 
 
-def _signature(name, rows, width=100) -> str:
+def _signature(name, rows, width=80) -> str:
     parts = []
     for pname, kind, anno, default, _ in rows:
         if kind is None: continue
@@ -55,11 +58,21 @@ def _signature(name, rows, width=100) -> str:
     return f'{name}(\n' + ''.join(f'    {p},\n' for p in parts) + f'){tail}'
 
 
+def source_link(name:str) -> str | None:
+    "URL of the line defining `name` (`f`, `Class.method`) in the repository (settings.ini `git_url`, `branch`)."
+    res = NbdevLookup()[name]
+    if not isinstance(res, tuple): return None
+    line = _lineno(name, res[1])       # in the exported module (in a notebook, `inspect` would find the cell)
+    return f'{res[2]}#L{line}' if line else res[2]
+
+
 class TableRenderer(BasicMarkdownRenderer):
     "Markdown for `show_doc`: heading, signature, docstring, then a table of parameters."
     def _repr_markdown_(self):
         h = '#' * self.title_level
-        md = f'{h} {self.nm}\n\n'
+        md = f'{h} {self.nm} {{ #{self.nm.lower()} .api-name }}\n\n'
+        src = source_link(self.nm)
+        if src: md += f'[source]({src}){{ .api-source title="{self.nm} in the repository" }}\n\n'
         rows = _params(self.sym)
         md += '```python\n' + _signature(self.nm, rows) + '\n```\n\n'
         if self.docs: md += f'*{self.docs.strip()}*\n\n'
