@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_experiments.ipynb #d8b9c46d
 from __future__ import annotations
-import contextlib, dataclasses, datetime, errno, hashlib, json, math, numbers, os, platform, socket, subprocess, sys, time, warnings
+import contextlib, dataclasses, datetime, errno, functools, hashlib, json, math, numbers, os, platform, socket, subprocess, sys, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -14,11 +14,13 @@ try: import fcntl
 except ImportError: fcntl = None   # no claims or append lock without it (Windows): one process per results file there
 
 # %% auto #0
-__all__ = ['LOSS_VERSION', 'PAPER_METHODS', 'PAPER_DATASETS', 'CHOSEN', 'PAPER_ORIGINAL_DATASETS', 'PAPER_ORIGINAL_METHODS',
-           'PAPER_ORIGINAL_BUDGET', 'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile', 't_interval', 'outcome',
-           'results_frame', 'accuracy_table', 'paired_differences', 'paired_table', 'SkipValidation', 'build_learner',
-           'evaluate', 'run_one', 'suite', 'run_suite', 'paper_original', 'dry_run', 'sweep_table', 'measure_overhead',
-           'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame', 'report', 'coverage', 'readme_results']
+__all__ = ['LOSS_VERSION', 'VERDICT_RULE', 'PAPER_METHODS', 'PAPER_DATASETS', 'BASELINE_METHODS', 'PROXYANCHOR_RERUN',
+           'PAPER_BASELINES', 'CHOSEN', 'PAPER_ORIGINAL_DATASETS', 'PAPER_ORIGINAL_METHODS', 'PAPER_ORIGINAL_BUDGET',
+           'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile', 't_interval', 'outcome', 'hierarchical_bootstrap',
+           'dataset_tests', 'average_outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table',
+           'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'suite', 'run_suite', 'paper_original', 'dry_run',
+           'sweep_table', 'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame',
+           'main_frame', 'balanced_table', 'clamp_note', 'report', 'coverage', 'readme_results']
 
 # %% ../nbs/07_experiments.ipynb #71addf97
 LOSS_VERSION = 1   # bump when a loss definition changes: results of older versions are not mixed with new ones
@@ -41,6 +43,7 @@ class RunConfig:
     arch:str = 'small_cnn'
     sampler:str = 'shuffle' # 'shuffle' or 'pk' (P classes x K samples per batch)
     overrides:tuple = () # sorted (name, value) pairs passed to the Learner constructor (weights, temperature, ...)
+    version:int = 1 # record version: 1 as the first suites ran (loss parameters at the head's lr); 2: `LOSS_LR_MULT`, per-class metrics
 
     def __post_init__(self):
         "Refuse a configuration that cannot train, at construction (not after training); numpy numbers become Python ones."
@@ -63,6 +66,7 @@ class RunConfig:
             if not _is_real(v) or not math.isfinite(v) or v <= 0: bad(n, 'a finite number > 0')
             fix(n, v)
         if self.sampler not in ('shuffle', 'pk'): bad('sampler', "'shuffle' or 'pk'")
+        if not _is_int(self.version) or self.version not in (1, 2): bad('version', '1 or 2 (the record versions this code writes)')
         if self.sampler == 'pk' and self.batch_size < 4: bad('batch_size', "at least 4 with sampler='pk' (2 classes x 2 images)")
         ov = tuple(tuple(p) if isinstance(p, (list, tuple)) else p for p in self.overrides) if isinstance(self.overrides, (list, tuple)) else None
         if ov is None or any(not isinstance(p, tuple) or len(p) != 2 or not isinstance(p[0], str) for p in ov):
@@ -74,15 +78,18 @@ class RunConfig:
 
     def key(self) -> str:
         "A stable hash of the configuration and the loss-definition version."
-        return hashlib.sha1(json.dumps([asdict(self), LOSS_VERSION], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        d = asdict(self)
+        if d['version'] == 1: del d['version']          # version-1 keys stay those of the records written before the field existed
+        return hashlib.sha1(json.dumps([d, LOSS_VERSION], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def with_overrides(self, **kw) -> RunConfig:
         "A copy with more overrides (kept sorted, so that equal settings hash equally)."
         return dataclasses.replace(self, overrides=tuple(sorted({**dict(self.overrides), **kw}.items())))
 
 # %% ../nbs/07_experiments.ipynb #c23b7e78
+@functools.lru_cache(maxsize=None)
 def _git_commit() -> str|None:
-    "The commit of the checkout the package runs from, when it is a git checkout."
+    "The commit of the checkout the package runs from, when it is a git checkout; read once per process, so that a commit made while a suite runs is not credited with its runs."
     try:
         r = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
         return r.stdout.strip() or None if r.returncode == 0 else None
@@ -197,6 +204,51 @@ def outcome(low:float, high:float) -> str:
     "'win', 'loss' or 'tie' of an interval for a difference."
     return 'win' if low > 0 else 'loss' if high < 0 else 'tie'
 
+# %% ../nbs/07_experiments.ipynb #54f15f3a
+def hierarchical_bootstrap(
+    diffs:dict, # dataset -> the paired differences of its seeds
+    n_boot:int=10_000, # bootstrap resamples
+    level:float=0.95, # coverage of the percentile interval
+    seed:int=0, # the resampling is seeded: the same results give the same interval
+) -> tuple: # (mean over datasets of the mean over seeds, low, high)
+    "Percentile interval of the average difference, resampling the datasets, then the seeds within each drawn dataset."
+    arrays = [np.asarray(v, dtype=float) for v in diffs.values() if len(v)]
+    if not arrays: return math.nan, -math.inf, math.inf
+    k, rng = len(arrays), np.random.default_rng(seed)
+    picks = rng.integers(0, k, size=(n_boot, k))                          # which dataset fills each of the k slots
+    stat = np.zeros(n_boot)
+    for j, a in enumerate(arrays):                                         # every slot drawn for dataset j resamples its seeds anew
+        slot_means = a[rng.integers(0, len(a), size=(n_boot, k, len(a)))].mean(-1)
+        stat += np.where(picks == j, slot_means, 0.).sum(1)
+    stat /= k
+    lo, hi = np.quantile(stat, [(1 - level) / 2, (1 + level) / 2])
+    return float(np.mean([a.mean() for a in arrays])), float(lo), float(hi)
+
+def dataset_tests(
+    means, # the mean paired difference of each dataset
+) -> dict: # wilcoxon_p, sign_p (two-sided), n, positive, negative
+    "Wilcoxon signed-rank (exact) and sign test over the dataset means: each dataset counts once, seeds are not replicates of datasets."
+    from scipy import stats
+    x = np.asarray(means, dtype=float)
+    nz = x[x != 0]
+    pos, neg = int((nz > 0).sum()), int((nz < 0).sum())
+    if len(nz) == 0: return dict(wilcoxon_p=1.0, sign_p=1.0, n=len(x), positive=0, negative=0)
+    w = stats.wilcoxon(nz, alternative='two-sided', method='exact').pvalue
+    return dict(wilcoxon_p=float(w), sign_p=float(stats.binomtest(pos, len(nz), 0.5).pvalue), n=len(x), positive=pos, negative=neg)
+
+VERDICT_RULE = ("a comparison is a **win** when all three agree: the per-seed 95% t interval of the average difference lies above 0, "
+                "the 95% hierarchical-bootstrap interval (datasets resampled, then seeds within each) lies above 0, and the two-sided "
+                "Wilcoxon signed-rank test over the dataset means gives p < 0.05 (with 7 datasets its smallest p is 2/128 = 0.0156, "
+                "so at most the one or two smallest of the 7 dataset means may point the other way); a **loss** is the mirror image, "
+                "anything else a **tie**. A claim is *supported* when every comparison it needs is a win, *contradicted* when one is a loss, "
+                "*not shown* otherwise.")
+
+def average_outcome(t_low:float, t_high:float, boot_low:float, boot_high:float, wilcoxon_p:float, mean:float) -> str:
+    "The outcome of the average difference under `VERDICT_RULE`."
+    if t_low > 0 and boot_low > 0 and wilcoxon_p < 0.05 and mean > 0: return 'win'
+    if t_high < 0 and boot_high < 0 and wilcoxon_p < 0.05 and mean < 0: return 'loss'
+    return 'tie'
+
 # %% ../nbs/07_experiments.ipynb #acd0fdf7
 def results_frame(records:list, **where):
     "A pandas DataFrame with one row per run (a run found twice counts once, as its first record): config fields, metrics, timings; filtered by `where`."
@@ -229,7 +281,7 @@ def accuracy_table(df, metric:str='accuracy', methods:list|None=None, datasets:l
     return head + '\n'.join(lines)
 
 def paired_differences(df, method:str, reference:str, metric:str='accuracy') -> dict:
-    "Per dataset and on average: mean paired difference (method - reference) over seeds, its 95% interval, the outcome."
+    "Per dataset: mean paired difference (method - reference) over seeds, t interval, outcome; on average: also the hierarchical bootstrap and the dataset-level tests, the outcome by `VERDICT_RULE`."
     out = {}
     a = df[df.method == method].set_index(['dataset', 'seed'])[metric]
     b = df[df.method == reference].set_index(['dataset', 'seed'])[metric]
@@ -242,24 +294,30 @@ def paired_differences(df, method:str, reference:str, metric:str='accuracy') -> 
     if datasets:
         per_seed = diff.unstack(0).dropna()                              # seeds x datasets, complete seeds only
         m, lo, hi = t_interval(per_seed.mean(axis=1).values) if len(per_seed) else (math.nan, -math.inf, math.inf)
-        out['average'] = dict(mean=m, low=lo, high=hi, n=len(per_seed), outcome=outcome(lo, hi) if len(per_seed) else 'tie',
+        _, blo, bhi = hierarchical_bootstrap({d: diff[d].values for d in datasets})          # every run, datasets then seeds
+        tests = dataset_tests([out[d]['mean'] for d in datasets])
+        out['average'] = dict(mean=m, low=lo, high=hi, n=len(per_seed), boot_low=blo, boot_high=bhi, **{f'datasets_{k}': v for k, v in tests.items()},
+                              outcome=average_outcome(lo, hi, blo, bhi, tests['wilcoxon_p'], m) if len(per_seed) else 'tie',
                               wins=sum(out[d]['outcome'] == 'win' for d in datasets),
                               ties=sum(out[d]['outcome'] == 'tie' for d in datasets),
                               losses=sum(out[d]['outcome'] == 'loss' for d in datasets))
     return out
 
 def paired_table(df, reference:str, methods:list|None=None, metric:str='accuracy') -> str:
-    "Markdown: paired differences against `reference` (points of accuracy, 95% CI) and win/tie/loss counts."
+    "Markdown: paired differences against `reference` (points, 95% t CI), the average's bootstrap interval and Wilcoxon p, win/tie/loss counts, the outcome."
     methods = [m for m in (methods or dict.fromkeys(df['method'])) if m != reference]
     datasets = list(dict.fromkeys(df['dataset']))
-    head = f'| method - {reference} | ' + ' | '.join(datasets) + ' | average | W/T/L |\n' + '|---' * (len(datasets) + 3) + '|\n'
+    head = (f'| method - {reference} | ' + ' | '.join(datasets) + ' | average | bootstrap | Wilcoxon p (+/-) | W/T/L | outcome |\n'
+            + '|---' * (len(datasets) + 6) + '|\n')
     lines = []
     for m in methods:
         p = paired_differences(df, m, reference, metric)
         cell = lambda r: f"{r['mean'] * 100:+.2f} [{r['low'] * 100:+.2f}, {r['high'] * 100:+.2f}]" if r['n'] > 1 else f"{r['mean'] * 100:+.2f}"
         avg = p.get('average')
+        extra = (f"[{avg['boot_low'] * 100:+.2f}, {avg['boot_high'] * 100:+.2f}] | {avg['datasets_wilcoxon_p']:.3f} "
+                 f"({avg['datasets_positive']}/{avg['datasets_negative']}) | {avg['wins']}/{avg['ties']}/{avg['losses']} | {avg['outcome']}") if avg else '- | - | - | -'
         lines.append(f'| {m} | ' + ' | '.join(cell(p[d]) if d in p else '-' for d in datasets)
-                     + f" | {cell(avg) if avg else '-'} | " + (f"{avg['wins']}/{avg['ties']}/{avg['losses']}" if avg else '-') + ' |')
+                     + f" | {cell(avg) if avg else '-'} | {extra} |")
     return head + '\n'.join(lines)
 
 # %% ../nbs/07_experiments.ipynb #973db0b8
@@ -296,7 +354,7 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
     import torch
     from fastai.torch_core import set_seed
     from fastai.callback.channelslast import ChannelsLast
-    from softsil_nb.learner import get_method, method_learner
+    from softsil_nb.learner import get_method, method_learner, ClampRateCallback
     from softsil_nb.loaders import device_dataloaders, ClassBalancedSampler
     method = get_method(cfg.method)
     data = _subset(cfg, split)
@@ -315,18 +373,25 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
         from softsil_nb.losses import SoftSilhouetteLoss
         sil_opts = {k: kw.pop(k) for k in ('temperature', 'soft_min', 'metric', 'denominator', 'average') if k in kw}
         kw['sil_loss'] = SoftSilhouetteLoss(**sil_opts)
-    learn = method_learner(dls, method, arch=cfg.arch, metrics=[], cbs=[SkipValidation(), ChannelsLast()], **kw)
+    if cfg.version < 2: kw.setdefault('loss_lr_mult', 1.0)         # version 1 ran the loss's parameters at the head's rate
+    cbs = [SkipValidation(), ChannelsLast()] + ([ClampRateCallback()] if kw.get('sil_loss') is not None and kw['sil_loss'].soft_min == 'logsumexp' else [])
+    learn = method_learner(dls, method, arch=cfg.arch, metrics=[], cbs=cbs, **kw)
     return dls, learn
 
 # %% ../nbs/07_experiments.ipynb #0e23bfa1
 def evaluate(learn, dl=None) -> dict:
-    "Top-1 accuracy, exact silhouette (cosine, Euclidean) and leave-one-out 1-NN accuracy of the features on `dl`."
+    "Top-1 and balanced accuracy, the confusion matrix, exact silhouette (cosine, Euclidean) and leave-one-out 1-NN accuracy of the features on `dl`."
     import torch
     from fastcore.basics import noop
     from softsil_nb.silhouette import silhouette_score
     preds, y = learn.get_preds(dl=dl or learn.dls.valid, act=noop)
     logits, feats = preds[0].float(), preds[1].float()
-    out = dict(accuracy=(logits.argmax(1) == y).float().mean().item(), n_eval=len(y))
+    pred, c = logits.argmax(1), logits.shape[1]
+    out = dict(accuracy=(pred == y).float().mean().item(), n_eval=len(y))
+    cm = torch.bincount(y.long() * c + pred, minlength=c * c).view(c, c)          # rows: true class, columns: predicted
+    support = cm.sum(1)
+    out['confusion'] = cm.tolist()
+    out['balanced_accuracy'] = (cm.diag()[support > 0].double() / support[support > 0]).mean().item()   # mean recall over the classes present
     for m in ('cosine', 'euclidean'):                                  # float32: ample for a reported score, 2x faster
         try: out[f'silhouette_{m}'] = silhouette_score(feats, y, metric=m)
         except ValueError: out[f'silhouette_{m}'] = float('nan')
@@ -356,6 +421,8 @@ def run_one(
         fit_method(learn, cfg.epochs, cfg.lr, cfg.stage2_epochs, cfg.stage2_lr)
         fit_s = time.perf_counter() - t0
         metrics = evaluate(learn)
+    clamp = [cb for cb in learn.cbs if type(cb).__name__ == 'ClampRateCallback']
+    if clamp: metrics['sil_clamp_fraction'] = clamp[0].value                # mean over the training steps
     epochs = cfg.epochs + (cfg.stage2_epochs if get_method(cfg.method).stages == 2 else 0)
     timing = dict(fit_seconds=fit_s, seconds_per_epoch=fit_s / epochs, n_train=len(dls.train.dataset),
                   memory_format='channels_last' if hasattr(learn, 'channels_last') else 'contiguous')
@@ -366,6 +433,9 @@ def run_one(
 # %% ../nbs/07_experiments.ipynb #cbd569c4
 PAPER_METHODS = ('ce', 'ce+sil', 'ce+supcon', 'supcon2', 'supcon+sil', 'ce+supcon+sil', 'ce+triplet', 'ce+proxyanchor')
 PAPER_DATASETS = ('mnist', 'fashion_mnist', 'animal_mnist', 'opencv_digits', 'uci_digits', 'elpv_defect', 'elpv_type')
+BASELINE_METHODS = ('ce+proxynca', 'ce+center', 'ce+proxyanchor')   # the paper's Proxy-NCA and Center Loss; Proxy-Anchor at its own lr
+PROXYANCHOR_RERUN = 'ce+proxyanchor (100x lr)'   # the name tables give the `baselines` rerun of ce+proxyanchor (proxies at 100x the head's lr)
+PAPER_BASELINES = ('ce', 'supcon2', 'ce+proxynca', 'ce+center')   # the paper's own baselines: CE, SupCon2 (our supcon2), Proxy-NCA, Center Loss
 from .callbacks import SIL_WEIGHT
 CHOSEN = dict(sil=SIL_WEIGHT)   # 3.0, chosen by the `sweep` suite on validation sets (see below); temperature stays 0.1. The methods
 # table has it as its default too; the runner still records it as an override, so that the keys of finished runs do not change
@@ -376,7 +446,7 @@ def _chosen(cfg:RunConfig) -> RunConfig:
     return cfg.with_overrides(**CHOSEN) if get_method(cfg.method).sil > 0 else cfg
 
 def suite(name:str) -> list:
-    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation', 'sweep', 'arch2' or 'paper-original'."
+    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation', 'sweep', 'baselines', 'arch2' or 'paper-original'."
     if name == 'quick':
         return [_chosen(RunConfig('uci_digits', m, s, k_per_class=50, epochs=20, batch_size=64)) for s in range(3) for m in ('ce', 'ce+sil', 'ce+supcon+sil')]
     if name == 'paper':
@@ -390,6 +460,14 @@ def suite(name:str) -> list:
                     + [base.with_overrides(metric=m) for m in ('sqeuclidean', 'euclidean')] + [base.with_overrides(sil=w) for w in (0.3, 1.0)]
                     + [dataclasses.replace(base, sampler='pk')])
         return [dataclasses.replace(c, seed=s) for s in range(3) for c in [base] + variants]
+    if name == 'baselines':                           # record version 2, seed-major: complete seeds accumulate first
+        v2 = lambda c: dataclasses.replace(c, version=2)
+        new = [v2(_chosen(RunConfig(d, m, s, k_per_class=50, epochs=30, batch_size=128))) for s in range(5) for d in PAPER_DATASETS
+               for m in BASELINE_METHODS]
+        elpv = [v2(_chosen(RunConfig('elpv_defect', m, s, k_per_class=50, epochs=30, batch_size=128))) for s in range(5)
+                for m in PAPER_METHODS if m not in BASELINE_METHODS]
+        lse = [v2(dataclasses.replace(suite('ablation')[0].with_overrides(soft_min='logsumexp'), seed=s)) for s in range(3)]
+        return new + elpv + lse
     if name == 'sweep':
         grid = [dict(sil=w, temperature=t) for w in (0.3, 1.0, 3.0) for t in (0.1, 0.5)]
         return [RunConfig(d, 'ce+sil', s, k_per_class=50, epochs=30).with_overrides(**g) for d in ('uci_digits', 'fashion_mnist')
@@ -398,7 +476,7 @@ def suite(name:str) -> list:
         return [_chosen(RunConfig(d, m, s, k_per_class=50, epochs=30, batch_size=128, arch='efficientnet_b0')) for s in range(3)
                 for d in ('fashion_mnist', 'animal_mnist') for m in ('ce', 'ce+sil', 'supcon2', 'ce+supcon+sil')]
     if name == 'paper-original': return paper_original() # the paper's own datasets and encoder (a GPU and the internet)
-    raise ValueError(f"unknown suite {name!r}; known suites: quick, paper, full, ablation, sweep, arch2, paper-original")
+    raise ValueError(f"unknown suite {name!r}; known suites: quick, paper, full, ablation, sweep, baselines, arch2, paper-original")
 
 # %% ../nbs/07_experiments.ipynb #7198215b
 def _run_name(cfg:RunConfig) -> str: return f'{cfg.dataset} {cfg.method} seed {cfg.seed}'
@@ -573,10 +651,13 @@ def verdicts(df, overhead:dict|None=None) -> dict:
     def pd_(a, b): return paired_differences(df, a, b) if {a, b} <= have else {}
     def line(pairs):
         return '; '.join(f"{k}: {p['average']['mean'] * 100:+.2f} [{p['average']['low'] * 100:+.2f}, {p['average']['high'] * 100:+.2f}] points, "
-                         f"W/T/L {p['average']['wins']}/{p['average']['ties']}/{p['average']['losses']}" for k, p in pairs.items() if 'average' in p)
+                         f"bootstrap [{p['average']['boot_low'] * 100:+.2f}, {p['average']['boot_high'] * 100:+.2f}], Wilcoxon p {p['average']['datasets_wilcoxon_p']:.3f}, "
+                         f"W/T/L {p['average']['wins']}/{p['average']['ties']}/{p['average']['losses']} ({p['average']['outcome']})" for k, p in pairs.items() if 'average' in p)
     out = {}
-    c1 = {f'ce+sil - {b}': pd_('ce+sil', b) for b in ('ce', 'ce+triplet', 'ce+proxyanchor')}
+    c1 = {f'ce+sil - {b}': pd_('ce+sil', b) for b in ('ce', 'ce+triplet', 'ce+proxyanchor') + ((PROXYANCHOR_RERUN,) if PROXYANCHOR_RERUN in have else ())}
     out['(i) CE + Sil beats CE and the metric-learning baselines'] = (_verdict(c1), line(c1))
+    c1p = {f'ce+sil - {b}': pd_('ce+sil', b) for b in PAPER_BASELINES}
+    out["(i) against the paper's own baselines (CE, SupCon2 = supcon2, Proxy-NCA, Center Loss)"] = (_verdict(c1p), line(c1p))
     c2 = {'supcon+sil - supcon2': pd_('supcon+sil', 'supcon2')}
     out['(ii) SupCon + Sil beats SupCon alone'] = (_verdict(c2), line(c2))
     c3 = {f'ce+supcon+sil - {b}': pd_('ce+supcon+sil', b) for b in sorted(have - {'ce+supcon+sil'})}
@@ -599,7 +680,8 @@ def _variant(c:RunConfig, base:RunConfig) -> str:
 def ablation_table(records:list) -> str:
     "Markdown: top-1 of each ablation variant and its paired difference to the chosen setting (first record of a run); '' without ablation records."
     from softsil_nb.losses import SoftSilhouetteLoss
-    cfgs = suite('ablation'); base = cfgs[0]
+    cfgs = suite('ablation') + [c for c in suite('baselines') if dict(c.overrides).get('soft_min') == 'logsumexp']   # that row runs in `baselines`
+    base = cfgs[0]
     keys = {c.key(): c for c in cfgs}
     df = results_frame([r for r in records if r['key'] in keys and r.get('split', 'test') == 'test'])
     if not len(df): return ''
@@ -622,15 +704,56 @@ def ablation_table(records:list) -> str:
         lines.append(f'| {name} | {_fmt(a.mean(), a.std(ddof=1) if len(a) > 1 else None)} | {diff} | {len(a)} |')
     return ('| variant | top-1 (%) | difference to the chosen setting (points, 95% CI) | seeds |\n|---|---|---|---|\n' + '\n'.join(lines))
 
-
 # %% ../nbs/07_experiments.ipynb #1965a689
 PAIRED_NOTE = ('accuracy points; per dataset a 95% t interval over seeds; for the average, the mean over datasets per seed, '
-               'then a t interval over the seeds that have every dataset')
+               'then a t interval over the seeds that have every dataset; beside it a 95% hierarchical-bootstrap interval (datasets, '
+               'then seeds within each, resampled) and the two-sided Wilcoxon signed-rank p over the dataset means (datasets above/below 0); '
+               'the outcome of the average by the verdict rule')
 
 def suite_frame(records:list, name:str):
     "`results_frame` of the test records that belong to the suite `name`."
     keys = {c.key() for c in suite(name)}
     return results_frame([r for r in records if r['key'] in keys and r.get('split', 'test') == 'test'])
+
+def main_frame(records:list):
+    "The main table's runs: the `paper` suite, plus from `baselines` ce+proxynca, ce+center and the rerun of ce+proxyanchor, named `PROXYANCHOR_RERUN`."
+    import pandas as pd
+    paper, b = suite_frame(records, 'paper'), suite_frame(records, 'baselines')
+    if not len(b): return paper
+    b = b[b.method.isin(BASELINE_METHODS)].assign(method=lambda d: d.method.replace({'ce+proxyanchor': PROXYANCHOR_RERUN}))
+    return pd.concat([paper, b], ignore_index=True) if len(paper) else b.reset_index(drop=True)
+
+def balanced_table(records:list, dataset:str='elpv_defect') -> str:
+    "Markdown: top-1 and balanced accuracy of every method on `dataset` from the `baselines` records (which hold the confusion matrix); '' without them."
+    b = suite_frame(records, 'baselines')
+    if not len(b) or 'balanced_accuracy' not in b: return ''
+    b = b[(b.dataset == dataset) & b.method.isin(set(PAPER_METHODS) | set(BASELINE_METHODS))]
+    if not len(b): return ''
+    b = b.assign(method=b.method.replace({'ce+proxyanchor': PROXYANCHOR_RERUN}))
+    support = np.array(b['confusion'].iloc[0]).sum(1)
+    ref = b[b.method == 'ce'].set_index('seed')['balanced_accuracy']
+    lines = ['| method | top-1 (%) | balanced accuracy (%) | balanced - ce (points, 95% t CI over seeds) | seeds |', '|---|---|---|---|---|']
+    for m in [m for m in list(PAPER_METHODS) + [PROXYANCHOR_RERUN, 'ce+proxynca', 'ce+center'] if m in set(b.method)]:
+        r = b[b.method == m]
+        sd = lambda v: v.std(ddof=1) if len(v) > 1 else None
+        d = (r.set_index('seed')['balanced_accuracy'] - ref).dropna()
+        if m == 'ce': diff = 'reference'
+        elif not len(d): diff = '-'
+        else:
+            mm, lo, hi = t_interval(d.values)
+            diff = f'{mm * 100:+.2f}' + (f' [{lo * 100:+.2f}, {hi * 100:+.2f}]' if len(d) > 1 else '')
+        lines.append(f"| {m} | {_fmt(r.accuracy.mean(), sd(r.accuracy))} | {_fmt(r.balanced_accuracy.mean(), sd(r.balanced_accuracy))} | {diff} | {len(r)} |")
+    return (f'Test images per class: {", ".join(map(str, support.tolist()))}; balanced accuracy is the mean over classes of the recall, '
+            f'so always predicting the largest class scores {100 / len(support):.2f}.\n\n' + '\n'.join(lines))
+
+def clamp_note(records:list) -> str:
+    "A sentence: how often the clamp of b(i) at 0 bit in the `soft_min='logsumexp'` runs of `baselines`; '' without them."
+    keys = {c.key() for c in suite('baselines') if dict(c.overrides).get('soft_min') == 'logsumexp'}
+    v = [r['metrics']['sil_clamp_fraction'] for r in records if r['key'] in keys and 'sil_clamp_fraction' in r.get('metrics', {})]
+    if not v: return ''
+    return (f"With `soft_min='logsumexp'` the clamp of b(i) at 0 (s(i) = -1, no gradient) bit on {np.mean(v) * 100:.1f}% of the valid "
+            f"training samples (mean over the training steps of each run, then over {len(v)} seeds; per seed "
+            + ', '.join(f'{x * 100:.1f}%' for x in v) + ').')
 
 def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
     "Markdown from results alone: per suite, accuracy per dataset and method, paired differences, silhouettes, overhead, verdicts."
@@ -641,13 +764,20 @@ def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
     if chosen: parts.append(f'### Hyperparameter sweep (ce+sil, validation sets, 2 seeds; chosen: {chosen}, fixed for every method and dataset)\n\n' + sweep)
     for name, title in (('paper', 'Main table: 50 labelled training images per class, full test split'),
                         ('full', 'Second table: all training data, short budget'), ('quick', 'Quick reproduction (uci_digits)')):
-        sub = suite_frame(recs, name)
+        sub = main_frame(recs) if name == 'paper' else suite_frame(recs, name)
         if not len(sub): continue
         seeds, c0 = sub.groupby(['dataset', 'method']).size(), suite(name)[0]
+        n_cfg = len(suite(name)) + (sum(c.method in BASELINE_METHODS for c in suite('baselines')) if name == 'paper' else 0)
         budget = (f'{c0.epochs} epochs, batches of {c0.batch_size}, lr {c0.lr}; two-stage methods then train a linear classifier on frozen features '
                   f'for {c0.stage2_epochs} epochs (lr {c0.stage2_lr})')
-        parts.append(f'### {title}\n\n{budget}. {len(sub)} of {len(suite(name))} runs; top-1 test accuracy (%), mean ± sd over seeds '
-                     f'({seeds.min()}-{seeds.max()} seeds per cell).\n\n' + accuracy_table(sub))
+        which = (f' The rows ce+proxynca, ce+center and {PROXYANCHOR_RERUN} come from the `baselines` suite (same protocol, record version 2: '
+                 "proxies and centres at 100x the head's learning rate); ce+proxyanchor is the `paper` suite's run (proxies at the head's rate).") if name == 'paper' else ''
+        parts.append(f'### {title}\n\n{budget}. {len(sub)} of {n_cfg} runs; top-1 test accuracy (%), mean ± sd over seeds '
+                     f'({seeds.min()}-{seeds.max()} seeds per cell).{which}\n\n' + accuracy_table(sub))
+        if name == 'paper':
+            bal = balanced_table(recs)
+            if bal: parts.append('elpv_defect\'s test split is imbalanced: top-1 and balanced accuracy there, from the `baselines` reruns '
+                                 '(every method, record version 2, with the confusion matrix):\n\n' + bal)
         for ref in ('ce', 'supcon2'):
             if ref in set(sub.method): parts.append(f'Paired difference against {ref} ({PAIRED_NOTE}):\n\n' + paired_table(sub, ref))
         parts.append('Exact silhouette (cosine) of the test features, mean ± sd over seeds:\n\n' + accuracy_table(sub, 'silhouette_cosine', pct=False))
@@ -655,7 +785,7 @@ def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
                      + accuracy_table(sub, 'seconds_per_epoch', pct=False))
         if name == 'paper': main = sub
     abl = ablation_table(recs)
-    if abl: parts.append('### Ablation (fashion_mnist, ce+sil, 50 images per class)\n\n' + abl)
+    if abl: parts.append('### Ablation (fashion_mnist, ce+sil, 50 images per class)\n\n' + abl + ('\n\n' + clamp_note(recs) if clamp_note(recs) else ''))
     if overhead:
         parts.append('Seconds per training step relative to ce (interleaved in one process, medians):\n\n| method | ratio |\n|---|---|\n'
                      + '\n'.join(f'| {m} | {s / overhead["ce"]:.2f} |' for m, s in overhead.items()))
@@ -663,16 +793,16 @@ def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
         parts.append('Peak memory allocated by one training step (MiB, torch.profiler memory timeline on the CPU, CUDA allocator peak on the GPU):\n\n| method | MiB | ratio to ce |\n|---|---|---|\n'
                      + '\n'.join(f'| {m} | {v:.1f} | ' + (f"{v / memory['ce']:.2f}" if memory.get('ce') else '-') + ' |' for m, v in memory.items()))
     if 'main' in locals():
-        parts.append('### Verdicts\n\n' + '\n'.join(f'- **{k}**: {v[0]}. {v[1]}' for k, v in verdicts(main, overhead).items()))
+        parts.append('### Verdicts\n\nThe rule (fixed before the `baselines` runs landed): ' + VERDICT_RULE + '\n\n' + '\n'.join(f'- **{k}**: {v[0]}. {v[1]}' for k, v in verdicts(main, overhead).items()))
     return '\n\n'.join(parts)
 
 # %% ../nbs/07_experiments.ipynb #a1b2c3e2
 def coverage(records:list) -> str:
-    "Markdown list: for each of the paper, full and ablation suites, the runs `records` hold out of its runs, seed by seed, and their summed fit time."
+    "Markdown list: for each of the paper, full, ablation and baselines suites, the runs `records` hold out of its runs, seed by seed, and their summed fit time."
     first, out = {}, []
     for r in records:
         if r.get('split', 'test') == 'test': first.setdefault(r['key'], r)                      # a run counts once, as its first record
-    for name in ('paper', 'full', 'ablation'):
+    for name in ('paper', 'full', 'ablation', 'baselines'):
         cfgs = suite(name)
         by_seed = '; '.join(f'seed {s}: {sum(c.key() in first for c in cfgs if c.seed == s)}/{sum(c.seed == s for c in cfgs)}'
                             for s in sorted({c.seed for c in cfgs}))
@@ -683,16 +813,20 @@ def coverage(records:list) -> str:
 def readme_results(records:list, overhead:dict|None=None) -> str:
     "Markdown for the README: coverage, the main table, its paired differences against ce, the verdicts, the full-data table, the ablation."
     recs = [r for r in records if r.get('split', 'test') == 'test']
-    main = suite_frame(recs, 'paper')
+    main = main_frame(recs)
     parts = ['Runs in the committed results files:\n\n' + coverage(recs)]
     if len(main):
-        parts += ['Top-1 test accuracy (%) of the main table, mean ± sd over seeds:\n\n' + accuracy_table(main),
+        parts += ['Top-1 test accuracy (%) of the main table, mean ± sd over seeds (ce+proxyanchor: the `paper` suite\'s runs, proxies at the head\'s '
+                  f'learning rate; ce+proxynca, ce+center and {PROXYANCHOR_RERUN}: the `baselines` suite, proxies and centres at 100x):\n\n' + accuracy_table(main),
                   f'Paired difference against `ce` ({PAIRED_NOTE}):\n\n' + paired_table(main, 'ce'),
-                  'Verdicts on the paper\'s claims (a claim is *supported* only when every interval it needs lies above 0):\n\n'
+                  'Verdicts on the paper\'s claims. The rule: ' + VERDICT_RULE + '\n\n'
                   + '\n'.join(f'- **{k}**: {v[0]}.' for k, v in verdicts(main, overhead).items())]
+    bal = balanced_table(recs)
+    if bal: parts.append('elpv_defect (imbalanced test split), top-1 and balanced accuracy from the `baselines` reruns:\n\n' + bal)
     full = suite_frame(recs, 'full')
     if len(full): parts += ['Second table, all training data (one epoch; supcon2 then one epoch of its linear classifier), top-1 (%), mean ± sd over seeds:\n\n'
                             + accuracy_table(full), 'Its paired difference against `ce`:\n\n' + paired_table(full, 'ce')]
     abl = ablation_table(recs)
-    if abl: parts.append('Ablation on fashion_mnist (ce+sil, 50 images per class, one option changed at a time):\n\n' + abl)
+    if abl: parts.append('Ablation on fashion_mnist (ce+sil, 50 images per class, one option changed at a time):\n\n' + abl
+                         + ('\n\n' + clamp_note(recs) if clamp_note(recs) else ''))
     return '\n\n'.join(parts)

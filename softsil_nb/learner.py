@@ -15,25 +15,28 @@ from fastai.callback.mixup import MixHandler
 import fastai.callback.schedule  # noqa: F401 -- registers Learner.fit_one_cycle
 import fastai.callback.progress  # noqa: F401 -- the progress bar and table, Learner.no_bar
 from fastai.learner import Learner, Metric, Recorder
+from fastai.callback.schedule import ParamScheduler
 from fastai.torch_core import find_bs
 from pytorch_metric_learning import losses as pml_losses, miners as pml_miners
 from pytorch_metric_learning.distances import CosineSimilarity, LpDistance
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
-from .silhouette import silhouette_score, _check_choice
-from .losses import CombinedLoss, SoftSilhouetteLoss, PMLLoss, INPUTS
+from .silhouette import silhouette_score, _check_choice, soft_silhouette_samples, clamp_fraction
+from .losses import CombinedLoss, SoftSilhouetteLoss, PMLLoss, CenterLoss, INPUTS
 from .models import EmbeddingClassifier, create_model, embedding_splitter
 from .callbacks import SIL_WEIGHT
 
 # %% auto #0
-__all__ = ['PML_KINDS', 'CLASSIFIERS', 'TERMS', 'METHODS', 'RETRIEVAL', 'Method', 'get_method', 'methods_markdown', 'pml_term',
-           'RandomShiftNoise', 'MultiViewCallback', 'MixViewsCheck', 'LossTermMetric', 'OnLogits', 'LossTermsCallback',
-           'accuracy', 'FeatureMetric', 'SilhouetteMetric', 'KNNAccuracy', 'RetrievalMetric', 'default_metrics',
-           'WithLossParams', 'ProxyClassifierCallback', 'method_learner', 'set_stage', 'LinearProbeCallback',
-           'fit_two_stage', 'fit_method']
+__all__ = ['PML_KINDS', 'LOSS_LR_MULT', 'CLASSIFIERS', 'TERMS', 'METHODS', 'RETRIEVAL', 'Method', 'get_method',
+           'methods_markdown', 'pml_term', 'RandomShiftNoise', 'MultiViewCallback', 'MixViewsCheck', 'LossTermMetric',
+           'OnLogits', 'LossTermsCallback', 'ClampRateCallback', 'accuracy', 'FeatureMetric', 'SilhouetteMetric',
+           'KNNAccuracy', 'RetrievalMetric', 'default_metrics', 'WithLossParams', 'MethodLearner', 'LossParamsLR',
+           'ProxyClassifierCallback', 'method_learner', 'set_stage', 'LinearProbeCallback', 'fit_two_stage',
+           'fit_method']
 
 # %% ../nbs/06_learner.ipynb #59070899
-PML_KINDS = ('triplet', 'proxyanchor', 'arcface')
+PML_KINDS = ('triplet', 'proxyanchor', 'arcface', 'proxynca', 'center')
+LOSS_LR_MULT = dict(triplet=1.0, proxyanchor=100.0, arcface=1.0, proxynca=100.0, center=100.0)   # loss parameters' lr / the head's
 CLASSIFIERS = ('linear', 'pml_cosine')
 TERMS = ('ce', 'supcon', 'sil', 'pml')
 
@@ -45,7 +48,7 @@ class Method:
     supcon:float=0.0 # weight of SupCon on the projections
     sil:float=0.0 # weight of the Soft Silhouette Loss on the features
     pml:float=0.0 # weight of the pytorch-metric-learning loss on the features
-    pml_kind:str|None=None # 'triplet', 'proxyanchor' or 'arcface' when pml > 0
+    pml_kind:str|None=None # a name of `PML_KINDS` ('triplet', 'proxyanchor', 'arcface', 'proxynca', 'center') when pml > 0
     stages:int=1 # 1: one joint stage; 2: representation, then a linear classifier on frozen features
     views:int=1 # views of each sample in a training batch
     classifier:str='linear' # 'linear': the classifier trained with CE; 'pml_cosine': cosine to the PML loss's class weights
@@ -90,6 +93,9 @@ METHODS = {m.name: m for m in (
     Method('ce+proxyanchor', pml=1.0, pml_kind='proxyanchor', description='cross-entropy + Proxy-Anchor loss (PML), learnable proxies'),
     Method('arcface', ce=0.0, pml=1.0, pml_kind='arcface', classifier='pml_cosine',
            description="ArcFace (PML) alone; labels from the cosine to ArcFace's class weights"),
+    Method('ce+proxynca', pml=1.0, pml_kind='proxynca', description="cross-entropy + Proxy-NCA loss (PML), learnable proxies (the paper's Proxy-NCA baseline)"),
+    Method('ce+center', pml=0.01, pml_kind='center',
+           description="cross-entropy + 0.01 x Center Loss (Wen et al. 2016) on the features, learned centres (the paper's Center Loss baseline)"),
 )}
 
 def get_method(
@@ -120,7 +126,7 @@ def methods_markdown(
 
 # %% ../nbs/06_learner.ipynb #3accf151
 def pml_term(
-    kind:str, # 'triplet', 'proxyanchor' or 'arcface'
+    kind:str, # 'triplet', 'proxyanchor', 'arcface', 'proxynca' or 'center' (`CenterLoss`)
     n_classes:int, # number of classes (proxies, class weights)
     dim:int, # size of the embeddings the term reads
     miner:nn.Module|None=None, # a PML miner; for 'triplet' a semi-hard `TripletMarginMiner` by default
@@ -132,7 +138,9 @@ def pml_term(
         loss = pml_losses.TripletMarginLoss(**{'margin': 0.2, **kwargs})
         miner = miner if miner is not None else pml_miners.TripletMarginMiner(margin=0.2, type_of_triplets='semihard')
     elif kind == 'proxyanchor': loss = pml_losses.ProxyAnchorLoss(n_classes, dim, **{'margin': 0.1, 'alpha': 32, **kwargs})
-    else: loss = pml_losses.ArcFaceLoss(n_classes, dim, **{'margin': 28.6, 'scale': 64, **kwargs})
+    elif kind == 'arcface': loss = pml_losses.ArcFaceLoss(n_classes, dim, **{'margin': 28.6, 'scale': 64, **kwargs})
+    elif kind == 'proxynca': loss = pml_losses.ProxyNCALoss(n_classes, dim, **{'softmax_scale': 9, **kwargs})
+    else: loss = CenterLoss(n_classes, dim, **kwargs)
     return PMLLoss(loss, miner)
 
 # %% ../nbs/06_learner.ipynb #af1ce0ad
@@ -268,6 +276,30 @@ class LossTermsCallback(Callback):
         for m in self.mets:
             if m.term in last and (m.phase is None or (m.phase == 'train') == self.training or (m.phase == 'train' and not self.trained)): m.add(last[m.term].detach(), bs)
 
+# %% ../nbs/06_learner.ipynb #475c5fe7
+def _base_loss(lf):
+    "The learner's own loss: under MixUp/CutMix, the loss they wrap."
+    lf = getattr(lf, '__self__', lf)                                   # MixUp swaps in a bound method of its handler
+    return getattr(lf, 'old_lf', lf)
+
+class ClampRateCallback(Callback):
+    "Mean over training steps (of every fit since it was made) of `clamp_fraction` of the loss's silhouette term: how often b(i) is clamped at 0."
+    run_valid = False
+    def __init__(self): self.total, self.count = 0., 0
+    def after_loss(self):
+        lf = _base_loss(self.learn.loss_func)
+        if not isinstance(lf, CombinedLoss) or lf.weights['sil'] == 0 or not len(self.yb): return
+        sl, y = lf.sil_loss, self.learn.yb[0]
+        with torch.no_grad():
+            z = lf._part(self.learn.pred, 'sil').detach()
+            yy = y.repeat(len(z) // len(y)) if len(z) != len(y) else y
+            r = soft_silhouette_samples(z, yy, metric=sl.metric, temperature=sl.temperature, soft_min=sl.soft_min,
+                                        denominator=sl.denominator, normalize=sl.normalize, method=sl.method,
+                                        num_classes=sl.num_classes, check_inputs=False)
+        self.total, self.count = self.total + clamp_fraction(r), self.count + 1
+    @property
+    def value(self) -> float: return self.total / self.count if self.count else float('nan')
+
 # %% ../nbs/06_learner.ipynb #f14afb6a
 def _first_view(t:Tensor, y:Tensor) -> Tensor:
     "The first view of a view-major [B*V, ...] output with labels [B]."
@@ -388,17 +420,42 @@ def default_metrics() -> list:
 
 # %% ../nbs/06_learner.ipynb #9fdb6831
 class WithLossParams:
-    "Splitter: the model's parameter groups (from `splitter`), with the loss's own parameters added to the last group."
+    "Splitter: the loss's own parameters (proxies, centres, class weights) as the FIRST group, then the model's groups (from `splitter`)."
     def __init__(self,
                  loss:nn.Module, # the loss whose parameters (proxies, class weights) the optimizer must train
                  splitter=None): # the model's splitter; one group of all its parameters by default
         self.loss, self.splitter = loss, splitter
+    def loss_params(self) -> list:
+        "The loss's trainable parameters."
+        return [p for p in self.loss.parameters() if p.requires_grad] if isinstance(self.loss, nn.Module) else []
     def __call__(self, model:nn.Module) -> list:
         groups = self.splitter(model) if self.splitter is not None else [list(model.parameters())]
         groups = [list(g) for g in groups] if len(groups) and not isinstance(groups[0], Tensor) else [list(groups)]
-        extra = [p for p in self.loss.parameters() if p.requires_grad] if isinstance(self.loss, nn.Module) else []
-        if extra: groups[-1] = groups[-1] + extra
-        return groups
+        extra = self.loss_params()
+        return [extra] + groups if extra else groups
+
+class MethodLearner(Learner):
+    "A fastai `Learner` whose loss parameters (the first optimizer group of `WithLossParams`) keep training when the model is frozen."
+    def create_opt(self):
+        super().create_opt()
+        ids = {id(p) for p in self.splitter.loss_params()} if isinstance(self.splitter, WithLossParams) else set()
+        for p, _, state, _ in self.opt.all_params(with_grad=False):
+            if id(p) in ids: state['force_train'] = True          # fastai's freeze_to leaves such parameters trainable (as BN with train_bn)
+
+class LossParamsLR(Callback):
+    "Give the loss parameters' group (the first) `mult` times the learning rate of the model's last group, after every scheduler step."
+    order = ParamScheduler.order + 1
+    def __init__(self, mult:float=100.): # learning rate of the loss's parameters / the head's
+        if isinstance(mult, bool) or not isinstance(mult, (int, float)) or not (mult > 0 and math.isfinite(mult)):
+            raise ValueError(f'the loss parameters\' lr multiplier must be a number > 0, got {mult!r}')
+        self.mult = float(mult)
+    def _set(self):
+        sp = self.learn.splitter
+        if getattr(self.learn, 'opt', None) is None or not isinstance(sp, WithLossParams) or not sp.loss_params() or len(self.opt.hypers) < 2: return
+        self.opt.hypers[0]['lr'] = self.opt.hypers[-1]['lr'] * self.mult
+    def before_fit(self): self._set()
+    def before_batch(self):
+        if self.training: self._set()
 
 # %% ../nbs/06_learner.ipynb #db165c5d
 class ProxyClassifierCallback(Callback):
@@ -499,10 +556,11 @@ def method_learner(
     views:int|None=None, # override the method's views per sample (a `MultiViewCallback` is added when > 1)
     aug=None, # batch augmentation: makes the views (`RandomShiftNoise()` when None); if given, single-view methods get one augmented view
     arch_kwargs:dict|None=None, # passed to `create_model` (e.g. widths of the small CNN, pretrained)
+    loss_lr_mult:float|None=None, # lr of the loss's parameters / the head's; `LOSS_LR_MULT` of the method's pml_kind when None
     cbs=None, # more callbacks
     **kwargs, # passed to fastai's `Learner` (opt_func, lr, wd, path, model_dir, ...)
 ) -> Learner:
-    "A fastai Learner for `method`: model, `CombinedLoss`, optimizer on model and loss parameters, callbacks, metrics."
+    "A fastai Learner (`MethodLearner`) for `method`: model, `CombinedLoss`, optimizer on model and loss parameters, callbacks, metrics."
     m = get_method(method)
     over = {k: v for k, v in dict(ce=ce, supcon=supcon, sil=sil, pml=pml, classifier=classifier, views=views).items() if v is not None}
     if over: m = replace(m, **over)
@@ -535,7 +593,9 @@ def method_learner(
     callbacks = [LossTermsCallback(), MixViewsCheck()]
     if m.views > 1 or aug is not None: callbacks.append(MultiViewCallback(m.views, aug))
     if m.classifier == 'pml_cosine': callbacks.append(ProxyClassifierCallback())
-    learn = Learner(dls, model, loss_func=loss, metrics=default_metrics() if metrics is None else metrics, splitter=splitter,
+    if splitter.loss_params():
+        callbacks.append(LossParamsLR(LOSS_LR_MULT.get(m.pml_kind, 1.0) if loss_lr_mult is None else loss_lr_mult))
+    learn = MethodLearner(dls, model, loss_func=loss, metrics=default_metrics() if metrics is None else metrics, splitter=splitter,
                     cbs=callbacks + _listify(cbs), **kwargs)
     learn.method = m
     return learn

@@ -14,7 +14,7 @@ from .distributed import current_batch
 
 # %% auto #0
 __all__ = ['REDUCTIONS', 'AVERAGES', 'INPUTS', 'soft_silhouette_loss', 'SoftSilhouetteLoss', 'supcon_loss', 'SupConLoss',
-           'PMLLoss', 'CombinedLoss']
+           'CenterLoss', 'PMLLoss', 'CombinedLoss']
 
 # %% ../nbs/01_losses.ipynb #48afb3e7
 REDUCTIONS = ('mean', 'sum', 'none')
@@ -149,6 +149,34 @@ class SupConLoss(nn.Module):
     def forward(self, embeddings:Tensor, labels:Tensor) -> Tensor:
         return supcon_loss(embeddings, labels, self.temperature, self.reduction, self.check_inputs, self.global_batch)
     def extra_repr(self): return f'temperature={self.temperature}, reduction={self.reduction!r}'
+
+# %% ../nbs/01_losses.ipynb #2b9a94bb
+class CenterLoss(nn.Module):
+    "Center loss (Wen et al. 2016): 1/2 the mean over the batch of ||x_i - c_{y_i}||^2, with learned class centres; called as `loss(embeddings, labels)`."
+    def __init__(self,
+                 num_classes:int, # number of classes C (labels in 0..C-1)
+                 embedding_size:int, # size D of the embeddings
+                 reduction:str='mean', # 'mean', 'sum' or 'none' ([B] per-sample halves of the squared distance)
+                 check_inputs:bool=True): # validate the inputs on every call
+        super().__init__()
+        for name, v in dict(num_classes=num_classes, embedding_size=embedding_size).items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f'{name} must be a positive int, got {v!r}')
+        _check_choice('reduction', reduction, REDUCTIONS)
+        self.num_classes, self.embedding_size, self.reduction, self.check_inputs = num_classes, embedding_size, reduction, check_inputs
+        self.centers = nn.Parameter(torch.zeros(num_classes, embedding_size))
+
+    def forward(self, embeddings:Tensor, labels:Tensor, indices_tuple=None) -> Tensor:
+        if self.check_inputs:
+            check_embeddings_labels(embeddings, labels, self.num_classes)
+            if embeddings.shape[1] != self.embedding_size:
+                raise ValueError(f'embeddings have {embeddings.shape[1]} columns but the centres have embedding_size={self.embedding_size}')
+        dt = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
+        with torch.autocast(embeddings.device.type, enabled=False):
+            per = 0.5 * (embeddings.to(dt) - self.centers.to(dt)[labels.long()]).pow(2).sum(1)
+        if self.reduction == 'none': return per
+        return per.mean() if self.reduction == 'mean' else per.sum()
+
+    def extra_repr(self): return f'num_classes={self.num_classes}, embedding_size={self.embedding_size}, reduction={self.reduction!r}'
 
 # %% ../nbs/01_losses.ipynb #4a43f020
 INPUTS = ('logits', 'features', 'projections')

@@ -13,7 +13,7 @@ from torch import Tensor
 # %% auto #0
 __all__ = ['METRICS', 'SOFT_MINS', 'DENOMINATORS', 'METHODS', 'CLASSSUM_METRICS', 'pairwise_distances', 'silhouette_samples',
            'silhouette_score', 'SoftSilhouette', 'check_soft_silhouette_args', 'check_embeddings_labels', 'class_codes',
-           'soft_silhouette_samples']
+           'soft_silhouette_samples', 'clamp_fraction']
 
 # %% ../nbs/00_silhouette.ipynb #066f58c9
 METRICS = ('euclidean', 'sqeuclidean', 'cosine')
@@ -168,7 +168,7 @@ def silhouette_score(
     return silhouette_samples(x, labels, metric, block_size).double().mean().item()
 
 # %% ../nbs/00_silhouette.ipynb #054dec0d
-SOFT_MINS = ('softmax', 'logmeanexp', 'hard')
+SOFT_MINS = ('softmax', 'logmeanexp', 'hard', 'logsumexp')
 DENOMINATORS = ('max', 'smoothmax')
 METHODS = ('auto', 'classsum', 'pairwise')
 CLASSSUM_METRICS = ('cosine', 'sqeuclidean')
@@ -260,6 +260,7 @@ def _soft_min(m:Tensor, codes:Tensor, present:Tensor, temperature:float, soft_mi
     low = masked.min(1, keepdim=True).values.detach()                      # logits <= 0, max 0: no overflow at any temperature
     logits = (masked - low) / -temperature                                   # (b is shifted back by `low` below)
     if soft_min == 'softmax': return (torch.softmax(logits, 1) * m).sum(1)
+    if soft_min == 'logsumexp': return low.squeeze(1) - temperature * torch.logsumexp(logits, 1)   # may be < 0: clamped by the caller
     n = n_other.clamp_min(1).to(m.dtype)
     lme = torch.logsumexp(logits, 1) - torch.log(n)                          # log of the mean of exp(logits) over the other classes
     near = torch.where(hide, torch.zeros_like(m), torch.expm1(logits)).sum(1) / n   # the same mean, minus 1, without cancellation
@@ -272,7 +273,7 @@ def soft_silhouette_samples(
     labels:Tensor, # [B] integer labels (any values unless `num_classes` is given)
     metric:str='cosine', # 'cosine', 'sqeuclidean' or 'euclidean'
     temperature:float=0.1, # tau of the soft minimum (and of 'smoothmax'), in units of the metric's scale
-    soft_min:str='softmax', # 'softmax', 'logmeanexp' or 'hard' (exact minimum)
+    soft_min:str='softmax', # 'softmax', 'logmeanexp', 'hard' (exact minimum) or 'logsumexp' (clamped at 0)
     denominator:str='max', # 'max' or 'smoothmax' (tau * log(exp(a/tau) + exp(b/tau)))
     normalize:bool=True, # L2-normalise the embeddings first (cosine always works on normalised vectors)
     method:str='auto', # 'classsum' (O(BCD), cosine/sqeuclidean), 'pairwise' (O(B^2 D), any metric), 'auto'
@@ -302,3 +303,11 @@ def soft_silhouette_samples(
         if denominator == 'smoothmax': den = den + tau * torch.log1p(torch.exp(-(a - b).abs() / tau))
         s = torch.where(valid, (b - a) / den.clamp_min(eps), torch.zeros_like(a))
     return SoftSilhouette(a, b, s, valid)
+
+# %% ../nbs/00_silhouette.ipynb #cee01c44
+def clamp_fraction(
+    r:SoftSilhouette, # the output of `soft_silhouette_samples`
+) -> float: # fraction of the valid samples whose b(i) the clamp at 0 set (0 when none is valid)
+    "How often the clamp of b(i) at 0 bites: the fraction of valid samples with b(i) = 0, whose s(i) is then -1 with no gradient."
+    n = r.valid.sum().item()
+    return ((r.nearest_other <= 0) & r.valid).sum().item() / n if n else 0.

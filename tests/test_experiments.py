@@ -61,13 +61,39 @@ def test_paired_differences_against_a_direct_computation():
     assert (p['average']['wins'], p['average']['ties'], p['average']['losses']) == (3, 0, 0)
 
 def test_verdicts():
-    recs = _records({'ce': 0., 'ce+sil': 0.02, 'ce+triplet': 0.0, 'ce+proxyanchor': 0.03, 'supcon2': 0.01, 'supcon+sil': 0.01,
-                     'ce+supcon+sil': 0.05})
+    effects = {'ce': 0., 'ce+sil': 0.02, 'ce+triplet': 0.0, 'ce+proxyanchor': 0.03, 'supcon2': 0.01, 'supcon+sil': 0.01, 'ce+supcon+sil': 0.05}
+    recs = _records(effects, datasets=tuple('abcdefg'))
     v = verdicts(results_frame(recs), overhead={'ce': 1., 'ce+sil': 1.1, 'supcon2': 2.})
     assert v['(i) CE + Sil beats CE and the metric-learning baselines'][0] == 'contradicted'   # proxyanchor is better
+    assert v["(i) against the paper's own baselines (CE, SupCon2 = supcon2, Proxy-NCA, Center Loss)"][0] == 'not tested (runs missing)'
     assert v['(ii) SupCon + Sil beats SupCon alone'][0] == 'not shown'
     assert v['(iii) CE + SupCon + Sil is the best'][0] == 'supported'
     assert v['(iv) lower computational overhead'][0] == 'supported'
+    v = verdicts(results_frame(_records({**effects, 'ce+proxynca': 0.0, 'ce+center': 0.01}, datasets=tuple('abcdefg'))))
+    assert v["(i) against the paper's own baselines (CE, SupCon2 = supcon2, Proxy-NCA, Center Loss)"][0] == 'supported'
+    three = verdicts(results_frame(recs[:len(recs) * 3 // 7]))                   # 3 datasets: no Wilcoxon p below 0.25, so no win or loss
+    assert three['(iii) CE + SupCon + Sil is the best'][0] == 'not shown' and three['(i) CE + Sil beats CE and the metric-learning baselines'][0] == 'not shown'
+
+def test_dataset_tests_and_bootstrap_against_enumeration_and_scipy():
+    import itertools
+    from softsil_nb.experiments import dataset_tests, hierarchical_bootstrap
+    rng = np.random.default_rng(5)
+    for n in (5, 7):
+        x = rng.normal(0.01, 0.02, size=n)
+        r = stats.rankdata(np.abs(x))
+        pats = np.array(list(itertools.product([0, 1], repeat=n)), bool)
+        w, k = (pats * r).sum(1), pats.sum(1)
+        w0, k0 = r[x > 0].sum(), (x > 0).sum()
+        t = dataset_tests(x)
+        assert abs(t['wilcoxon_p'] - min(1, 2 * min((w <= w0).mean(), (w >= w0).mean()))) < 1e-12
+        assert abs(t['sign_p'] - min(1, 2 * min((k <= k0).mean(), (k >= k0).mean()))) < 1e-12
+    assert abs(dataset_tests(np.full(7, 0.01))['wilcoxon_p'] - 0.015625) < 1e-12
+    x = rng.normal(0.01, 0.02, size=(1, 6))[0]                   # one dataset: the bootstrap of its seeds, as scipy's percentile bootstrap
+    ref = stats.bootstrap((x,), np.mean, n_resamples=20_000, method='percentile', random_state=0).confidence_interval
+    _, lo, hi = hierarchical_bootstrap({'a': x}, n_boot=20_000)
+    assert abs(lo - ref.low) < 1.5e-3 and abs(hi - ref.high) < 1.5e-3
+    m, lo, hi = hierarchical_bootstrap({'a': [1., 1.], 'b': [3., 3., 3.]})
+    assert m == 2. and lo == 1. and hi == 3.                      # datasets resampled: all-a and all-b replicates occur
 
 def test_accuracy_table_values():
     df = results_frame(_records({'ce': 0.}, seeds=2, datasets=('a',)))
@@ -90,6 +116,40 @@ def test_run_suite_resumes(tmp_path):
     assert {r['config']['method'] for r in recs} == {'ce', 'ce+sil'}
     for r in recs:
         assert 0 <= r['metrics']['accuracy'] <= 1 and r['env']['loss_version'] == LOSS_VERSION and r['timing']['n_train'] == 50
+
+def test_committed_records_keep_their_keys():
+    "Every committed record still matches a configuration of its suite (other code hashes RunConfig.key())."
+    from pathlib import Path
+    root = Path(__file__).parent.parent/'results'
+    files = sorted(root.glob('*.jsonl'))
+    assert {f.stem for f in files} >= {'paper', 'full', 'ablation', 'sweep'}
+    for f in files:
+        keys = {c.key(): c for c in suite(f.stem)}
+        for r in ResultsFile(f).read(strict=True):
+            assert r['key'] in keys, (f.name, r['config'])
+            c = keys[r['key']]
+            assert {k: v for k, v in asdict(c).items() if k not in ('overrides', 'version')} == \
+                   {k: v for k, v in r['config'].items() if k not in ('overrides', 'version')}
+            assert r['config'].get('version', 1) == c.version
+
+def test_evaluate_confusion_and_balanced_accuracy_match_sklearn():
+    from types import SimpleNamespace
+    import torch
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, accuracy_score
+    from softsil_nb.experiments import evaluate
+    g = torch.Generator().manual_seed(0)
+    y = torch.cat([torch.zeros(40, dtype=torch.long), torch.ones(8, dtype=torch.long), torch.full((4,), 3)])   # imbalanced, class 2 absent
+    logits, feats = torch.randn(len(y), 4, generator=g), torch.randn(len(y), 6, generator=g)
+    logits[:30, 0] += 3
+    learn = SimpleNamespace(dls=SimpleNamespace(valid=None), get_preds=lambda dl, act: ((logits, feats, feats), y))
+    out = evaluate(learn)
+    pred = logits.argmax(1).numpy()
+    assert out['confusion'] == confusion_matrix(y.numpy(), pred, labels=range(4)).tolist()
+    assert abs(out['accuracy'] - accuracy_score(y.numpy(), pred)) < 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')                       # sklearn warns about predicted classes absent from y
+        assert abs(out['balanced_accuracy'] - balanced_accuracy_score(y.numpy(), pred)) < 1e-12
+    assert abs(out['balanced_accuracy'] - out['accuracy']) > 0.01
 
 # ---------------------------------------------------------------- paper-original: the paper's datasets on EfficientNet-B0
 def test_paper_original_suite_and_dry_run_without_data(tmp_path, monkeypatch):

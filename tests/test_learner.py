@@ -64,7 +64,7 @@ def labels_and_preds(learn, dls):
 # ---------------------------------------------------------------- the table
 def test_methods_table():
     assert list(METHODS) == ['ce', 'ce+sil', 'ce+supcon', 'supcon2', 'supcon+sil', 'ce+supcon+sil', 'ce+triplet',
-                             'ce+proxyanchor', 'arcface']
+                             'ce+proxyanchor', 'arcface', 'ce+proxynca', 'ce+center']
     for name, m in METHODS.items():
         assert m.name == name and m.description
         assert Method(**asdict(m)) == m                                     # serialisable whole
@@ -72,7 +72,7 @@ def test_methods_table():
         assert (m.stages == 2) == (name in ('supcon2', 'supcon+sil'))
         if m.stages == 2: assert m.weights(0)['ce'] == 0 and m.weights(1) == dict(ce=1., supcon=0., sil=0., pml=0.)
     assert METHODS['ce+supcon+sil'].weights(0) == dict(ce=1., supcon=1., sil=3., pml=0.)
-    assert {m.pml_kind for m in METHODS.values()} == {None, 'triplet', 'proxyanchor', 'arcface'}
+    assert {m.pml_kind for m in METHODS.values()} == {None, 'triplet', 'proxyanchor', 'arcface', 'proxynca', 'center'}
     md = methods_markdown().splitlines()
     assert len(md) == 2 + len(METHODS) and all(f'`{n}`' in md[i + 2] for i, n in enumerate(METHODS))
     assert md[0].count('|') == md[2].count('|')
@@ -208,14 +208,14 @@ def test_export_round_trip(dls, name, tmp_path):
     assert torch.equal(p1, p2)
 
 # ---------------------------------------------------------------- the loss's parameters
-@pytest.mark.parametrize('name, attr', [('ce+proxyanchor', 'proxies'), ('arcface', 'W')])
+@pytest.mark.parametrize('name, attr', [('ce+proxyanchor', 'proxies'), ('arcface', 'W'), ('ce+proxynca', 'proxies'), ('ce+center', 'centers')])
 def test_loss_parameters_train(dls, name, attr):
     torch.manual_seed(0)
     learn = method_learner(dls, name, **SMALL)
     p = getattr(learn.loss_func.pml_loss.loss, attr)
     before = p.detach().clone()
     quiet_fit(learn, learn.fit, 1, 1e-2)
-    assert any(q is p for q in learn.opt.param_lists[-1])                                # in the heads' parameter group
+    assert any(q is p for q in learn.opt.param_lists[0])                                 # in the loss's own (first) parameter group
     assert (p.detach() - before).abs().max() > 1e-3
 
 def test_with_loss_params_splitter():
@@ -223,10 +223,10 @@ def test_with_loss_params_splitter():
     lf = CombinedLoss(ce=1, pml=1, pml_loss=__import__('softsil_nb.learner', fromlist=['pml_term']).pml_term('proxyanchor', 10, 16))
     from softsil_nb.models import embedding_splitter
     groups = WithLossParams(lf, embedding_splitter)(model)
-    assert len(groups) == 2 and groups[-1][-1] is lf.pml_loss.loss.proxies
+    assert len(groups) == 3 and groups[0] == [lf.pml_loss.loss.proxies]
     assert sum(len(g) for g in groups) == len(list(model.parameters())) + 1
     flat = WithLossParams(lf)(model)
-    assert len(flat) == 1 and len(flat[0]) == len(list(model.parameters())) + 1
+    assert len(flat) == 2 and flat[0] == [lf.pml_loss.loss.proxies] and flat[1] == list(model.parameters())
     assert WithLossParams(CombinedLoss())(model)[0] == list(model.parameters())
 
 def test_arcface_predicts_by_cosine_to_class_weights(dls):

@@ -45,6 +45,7 @@ def brute_force_loss(x, y, metric, tau, soft_min, den):
         dc = torch.stack([sum(d(z[i], z[j]) for j in range(len(z)) if y[j] == c) / (y == c).sum() for c in others])
         if soft_min == 'hard': b = dc.min()
         elif soft_min == 'softmax': b = (torch.softmax(-dc / tau, 0) * dc).sum()
+        elif soft_min == 'logsumexp': b = (-tau * torch.log(torch.exp(-dc / tau).sum())).clamp_min(0)
         else: b = -tau * torch.log(torch.exp(-dc / tau).mean())
         m = torch.maximum(a, b) if den == 'max' else tau * torch.log(torch.exp(a / tau) + torch.exp(b / tau))
         ss.append((b - a) / m)
@@ -191,6 +192,22 @@ def test_combined_none_reduction_per_sample():
     m = lf(pred, y); lf.reduction = 'none'; v = lf(pred, y)
     assert v.shape == (8,) and abs(v.mean().item() - m.item()) < 1e-5
     assert set(lf.last) == {'ce', 'supcon', 'sil'}
+
+def test_center_loss_brute_force_gradcheck_and_errors():
+    from softsil_nb.losses import CenterLoss
+    torch.manual_seed(1)
+    cl = CenterLoss(3, 4).double()
+    with torch.no_grad(): cl.centers.normal_()
+    x = torch.randn(9, 4, dtype=torch.float64, requires_grad=True); y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 0, 2])
+    ref = sum(0.5 * float(((x[i] - cl.centers[y[i]]) ** 2).sum().detach()) for i in range(9)) / 9
+    assert abs(cl(x, y).item() - ref) < 1e-12
+    assert torch.autograd.gradcheck(lambda t, c: torch.func.functional_call(cl, {'centers': c}, (t, y)),
+                                    (x, cl.centers.detach().clone().requires_grad_()))
+    assert abs(CenterLoss(3, 4, reduction='sum').double()(x, y).item() - 9 * CenterLoss(3, 4).double()(x, y).item()) < 1e-12
+    assert CenterLoss(3, 4, reduction='none')(x.float(), y).shape == (9,)
+    with pytest.raises(ValueError, match='0..num_classes-1'): cl(x, torch.tensor([0] * 8 + [3]))
+    with pytest.raises(ValueError, match='embedding_size'): cl(x[:, :2], y)
+    with pytest.raises(TypeError, match='integers'): cl(x, y.float())
 
 # --- float32 numerics and argument checks (issue 12 section 2) ---
 from softsil_nb.losses import supcon_loss, PMLLoss
