@@ -476,7 +476,8 @@ def suite(name:str) -> list:
         return [_chosen(RunConfig(d, m, s, k_per_class=50, epochs=30, batch_size=128, arch='efficientnet_b0')) for s in range(3)
                 for d in ('fashion_mnist', 'animal_mnist') for m in ('ce', 'ce+sil', 'supcon2', 'ce+supcon+sil')]
     if name == 'paper-original': return paper_original() # the paper's own datasets and encoder (a GPU and the internet)
-    raise ValueError(f"unknown suite {name!r}; known suites: quick, paper, full, ablation, sweep, baselines, arch2, paper-original")
+    from softsil_nb.registry import SUITES
+    raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}")
 
 # %% ../nbs/07_experiments.ipynb #7198215b
 def _run_name(cfg:RunConfig) -> str: return f'{cfg.dataset} {cfg.method} seed {cfg.seed}'

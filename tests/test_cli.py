@@ -67,16 +67,10 @@ def test_registry_holds_every_name_of_the_tables():
     from softsil_nb.data import DATASETS, INTERNET_DATASETS
     from softsil_nb.learner import METHODS
     from softsil_nb.experiments import suite
-    # >= while other branches add names: h13 adds methods ce+proxynca, ce+center and suite baselines, h15 suite paper-original
-    # (and may add internet datasets). After the merge, tighten each to == (and drop PENDING).
-    assert set(registry.DATASETS) == set(DATASETS) and list(registry.DATASETS) == list(DATASETS)
-    assert set(registry.INTERNET_DATASETS) >= set(INTERNET_DATASETS)
-    assert set(registry.METHODS) >= set(METHODS) and [m for m in registry.METHODS if m in METHODS] == list(METHODS)
-    PENDING = {'ce+proxynca', 'ce+center', 'baselines', 'paper-original'}   # from h13 and h15; the internet datasets h15 adds too
-    assert set(registry.METHODS) - set(METHODS) <= PENDING
-    for s in registry.SUITES:
-        if s in PENDING: continue
-        assert suite(s), s                                                    # every listed suite builds
+    assert list(registry.DATASETS) == list(DATASETS)
+    assert list(registry.INTERNET_DATASETS) == list(INTERNET_DATASETS)
+    assert list(registry.METHODS) == list(METHODS)
+    for s in registry.SUITES: assert suite(s), s                               # every listed suite builds
     with pytest.raises(ValueError, match='unknown suite'): suite('no-such-suite')
     for c in suite('paper') + suite('full') + suite('ablation') + suite('sweep') + suite('quick'):
         assert c.method in registry.METHODS and c.dataset in registry.DATASETS
