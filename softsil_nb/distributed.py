@@ -133,6 +133,16 @@ def _rank_main(rank, world_size, port, fn, args, timeout, threads, out):
         finally: dist.destroy_process_group()
     except BaseException: out.put((rank, False, traceback.format_exc()))
 
+def _raise_failures(errors:dict, results:dict, out, world_size:int, grace:float=3.):
+    "Raise one error naming every rank that failed within `grace` seconds of the first (a failing rank makes its peers' collectives fail too)."
+    end = time.monotonic() + grace
+    while len(errors) + len(results) < world_size and time.monotonic() < end:
+        try: rank, ok, res = out.get(timeout=0.2)
+        except queue.Empty: continue
+        if ok: results[rank] = pickle.loads(res)
+        else: errors[rank] = res
+    raise RuntimeError('\n'.join(f'rank {r} of {world_size} failed:\n{e}' for r, e in sorted(errors.items())))
+
 def run_ranks(
     fn, # a function importable by name (module level), run as `fn(*args)` on every rank
     world_size:int, # number of processes
@@ -157,7 +167,7 @@ def run_ranks(
                 if time.monotonic() > deadline:
                     raise TimeoutError(f'ranks {sorted(set(range(world_size)) - set(results))} of {world_size} did not finish within {timeout} s') from None
                 continue
-            if not ok: raise RuntimeError(f'rank {rank} of {world_size} failed:\n{res}')
+            if not ok: _raise_failures({rank: res}, results, out, world_size)
             results[rank] = pickle.loads(res)
     finally:
         for p in procs:
