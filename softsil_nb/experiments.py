@@ -764,7 +764,7 @@ def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
     sweep, chosen = sweep_table(records)
     if chosen: parts.append(f'### Hyperparameter sweep (ce+sil, validation sets, 2 seeds; chosen: {chosen}, fixed for every method and dataset)\n\n' + sweep)
     for name, title in (('paper', 'Main table: 50 labelled training images per class, full test split'),
-                        ('full', 'Second table: all training data, short budget'), ('quick', 'Quick reproduction (uci_digits)')):
+                        ('full', 'Second table: all training data, short budget'), ('arch2', 'Second architecture: EfficientNet-B0 from scratch, 50 labelled training images per class'), ('quick', 'Quick reproduction (uci_digits)')):
         sub = main_frame(recs) if name == 'paper' else suite_frame(recs, name)
         if not len(sub): continue
         seeds, c0 = sub.groupby(['dataset', 'method']).size(), suite(name)[0]
@@ -799,11 +799,11 @@ def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
 
 # %% ../nbs/07_experiments.ipynb #a1b2c3e2
 def coverage(records:list) -> str:
-    "Markdown list: for each of the paper, full, ablation and baselines suites, the runs `records` hold out of its runs, seed by seed, and their summed fit time."
+    "Markdown list: for each of the paper, full, ablation, baselines and arch2 suites, the runs `records` hold out of its runs, seed by seed, and their summed fit time."
     first, out = {}, []
     for r in records:
         if r.get('split', 'test') == 'test': first.setdefault(r['key'], r)                      # a run counts once, as its first record
-    for name in ('paper', 'full', 'ablation', 'baselines'):
+    for name in ('paper', 'full', 'ablation', 'baselines', 'arch2'):
         cfgs = suite(name)
         by_seed = '; '.join(f'seed {s}: {sum(c.key() in first for c in cfgs if c.seed == s)}/{sum(c.seed == s for c in cfgs)}'
                             for s in sorted({c.seed for c in cfgs}))
@@ -812,7 +812,7 @@ def coverage(records:list) -> str:
     return '\n'.join(out)
 
 def readme_results(records:list, overhead:dict|None=None) -> str:
-    "Markdown for the README: coverage, the main table, its paired differences against ce, the verdicts, the full-data table, the ablation."
+    "Markdown for the README: coverage, the main table, its paired differences against ce, the verdicts, the full-data table, the ablation, the second architecture."
     recs = [r for r in records if r.get('split', 'test') == 'test']
     main = main_frame(recs)
     parts = ['Runs in the committed results files:\n\n' + coverage(recs)]
@@ -827,6 +827,11 @@ def readme_results(records:list, overhead:dict|None=None) -> str:
     full = suite_frame(recs, 'full')
     if len(full): parts += ['Second table, all training data (one epoch; supcon2 then one epoch of its linear classifier), top-1 (%), mean ± sd over seeds:\n\n'
                             + accuracy_table(full), 'Its paired difference against `ce`:\n\n' + paired_table(full, 'ce')]
+    arch2 = suite_frame(recs, 'arch2')
+    if len(arch2): parts += ['Second architecture, EfficientNet-B0 from scratch (the main table\'s protocol: 50 labelled images per class, '
+                             '30 epochs), top-1 (%), mean ± sd over seeds:\n\n' + accuracy_table(arch2),
+                             'Its paired difference against `ce`:\n\n' + paired_table(arch2, 'ce'),
+                             'Exact silhouette (cosine) of its test features:\n\n' + accuracy_table(arch2, 'silhouette_cosine', pct=False)]
     abl = ablation_table(recs)
     if abl: parts.append('Ablation on fashion_mnist (ce+sil, 50 images per class, one option changed at a time):\n\n' + abl
                          + ('\n\n' + clamp_note(recs) if clamp_note(recs) else ''))
