@@ -14,15 +14,22 @@ def config(rec):
     c = dict(rec['config']); c['overrides'] = tuple(tuple(o) for o in c['overrides'])
     return RunConfig(**c)
 
-@pytest.mark.parametrize('name', ['paper', 'full', 'ablation', 'sweep'])
+NAMES = sorted(p.stem for p in RESULTS.glob('*.jsonl'))
+
+def test_every_results_file_is_a_suite():
+    assert set(NAMES) >= {'paper', 'full', 'ablation', 'sweep', 'baselines', 'arch2'}, NAMES
+
+@pytest.mark.parametrize('name', NAMES)
 def test_committed_keys_match_suites(name):
+    "Each record rebuilds into a valid RunConfig with its stored key, of its suite's record version, and every run is there once."
     recs = records(name)
     assert recs, f'results/{name}.jsonl is empty'
-    keys = {c.key() for c in suite(name)}
+    cfgs = {c.key(): c for c in suite(name)}
     for r in recs:
         assert config(r).key() == r['key'], f'{name}: record {r["key"]} no longer hashes to its key'
-        assert r['key'] in keys, f'{name}: record {r["key"]} ({r["config"]["dataset"]}, {r["config"]["method"]}) is not in suite {name!r}: run_suite would redo it'
-    assert len({r['key'] for r in recs}) == len(keys) == len(recs)         # every run of each suite is committed, once
+        assert r['key'] in cfgs, f'{name}: record {r["key"]} ({r["config"]["dataset"]}, {r["config"]["method"]}) is not in suite {name!r}: run_suite would redo it'
+        assert r['config'].get('version', 1) == cfgs[r['key']].version
+    assert len({r['key'] for r in recs}) == len(cfgs) == len(recs)         # every run of each suite is committed, once
 
 def test_one_default_weight():
     "method_learner's methods, the runner and the callbacks read the same silhouette weight."
