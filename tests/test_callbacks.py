@@ -62,6 +62,16 @@ class Record(Callback):
     def after_loss(self):
         if self.training: self.rows.append((self.pred.detach(), self.yb[0], self.loss.detach()))
 
+def fit_recording(learn, hook):
+    "Fit `learn` one epoch (no bar, no logging) with `hook` on a layer: the `Record` rows and the hooked output of each training batch."
+    rec, stored = Record(), []
+    class Keep(Callback):
+        order = 5.4
+        def after_loss(self):
+            if self.training: stored.append(hook.stored)
+    with learn.no_bar(), learn.no_logging(), hook: learn.fit(1, 1e-3, cbs=[rec, Keep()])
+    return rec, stored
+
 def P(t): return t.as_subclass(torch.Tensor)
 
 def sil_of(feats, y, c=10, **kw): return SoftSilhouetteLoss(num_classes=c, **kw)(feats.float().as_subclass(torch.Tensor), y.as_subclass(torch.Tensor))
@@ -83,14 +93,7 @@ def test_vision_learner_term_equals_hooked_features(folder):
     "resnet18 through vision_learner: loss = CE + 3 * SoftSilhouetteLoss(features), valid_loss and the sil column too, get_preds(with_loss)."
     dls = folder_dls(folder)
     learn = vision_learner(dls, resnet18, pretrained=False, metrics=accuracy, cbs=SoftSilhouetteCallback())
-    rec = Record()
-    with learn.no_bar(), learn.no_logging(), hook_output(features_module(learn.model), detach=False) as h:
-        hooked = []
-        class Keep(Callback):
-            order = 5.4
-            def after_loss(self):
-                if self.training: hooked.append(h.stored)
-        learn.fit(1, 1e-3, cbs=[rec, Keep()])
+    rec, hooked = fit_recording(learn, hook_output(features_module(learn.model), detach=False))
     assert learn.recorder.metric_names[1:-1] == ['train_loss', 'valid_loss', 'accuracy', 'sil']
     assert len(rec.rows) == 5
     for (pred, y, loss), feats in zip(rec.rows, hooked):
@@ -155,14 +158,7 @@ def test_timm_model(folder):
     pytest.importorskip('timm')
     dls = folder_dls(folder)
     learn = vision_learner(dls, 'resnet18', pretrained=False, cbs=SoftSilhouetteCallback())
-    rec = Record()
-    with learn.no_bar(), learn.no_logging(), hook_output(features_module(learn.model), detach=False) as h:
-        feats = []
-        class Keep(Callback):
-            order = 5.4
-            def after_loss(self):
-                if self.training: feats.append(h.stored)
-        learn.fit(1, 1e-3, cbs=[rec, Keep()])
+    rec, feats = fit_recording(learn, hook_output(features_module(learn.model), detach=False))
     for (pred, y, loss), f in zip(rec.rows, feats):
         torch.testing.assert_close(loss, (F.cross_entropy(P(pred).float(), P(y)) + 3.0 * sil_of(f, y)).detach(), rtol=1e-5, atol=1e-6)
     assert all(math.isfinite(v) for v in learn.recorder.values[-1])
@@ -201,14 +197,7 @@ def test_bf16_autocast_cpu():
     torch.manual_seed(0)
     m = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     learn = Learner(dls, m, loss_func=CrossEntropyLossFlat(), cbs=SoftSilhouetteCallback(num_classes=10))
-    rec = Record()
-    with learn.no_bar(), learn.no_logging(), Hook(m[3], lambda mod, i, o: i[0], detach=False) as h:
-        feats = []
-        class Keep(Callback):
-            order = 5.4
-            def after_loss(self):
-                if self.training: feats.append(h.stored)
-        with torch.autocast('cpu', dtype=torch.bfloat16): learn.fit(1, 1e-3, cbs=[rec, Keep()])
+    with torch.autocast('cpu', dtype=torch.bfloat16): rec, feats = fit_recording(learn, Hook(m[3], lambda mod, i, o: i[0], detach=False))
     assert feats[0].dtype == torch.bfloat16
     for (pred, y, loss), f in zip(rec.rows, feats):
         torch.testing.assert_close(loss.float(), (F.cross_entropy(P(pred).float(), P(y)) + 3 * sil_of(f, y)).float(), rtol=2e-2, atol=2e-2)
@@ -219,14 +208,7 @@ def test_to_fp16_cuda(folder):
     "fastai's to_fp16 (CUDA): the term is computed in float32 from the half features; it trains and stays finite."
     dls = folder_dls(folder).cuda()
     learn = vision_learner(dls, resnet18, pretrained=False, cbs=[SoftSilhouetteCallback(), MultiViewCallback(2), SupConCallback()]).to_fp16()
-    rec = Record()
-    with learn.no_bar(), learn.no_logging(), hook_output(features_module(learn.model), detach=False) as h:
-        feats = []
-        class Keep(Callback):
-            order = 5.4
-            def after_loss(self):
-                if self.training: feats.append(h.stored)
-        learn.fit(1, 1e-3, cbs=[rec, Keep()])
+    rec, feats = fit_recording(learn, hook_output(features_module(learn.model), detach=False))
     assert feats[0].dtype == torch.float16
     assert all(math.isfinite(v) for v in learn.recorder.values[-1])
     pred, y, loss = rec.rows[0]
@@ -375,14 +357,8 @@ def test_layer_module_or_function():
         m = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
         cb = SoftSilhouetteCallback(1.0, layer=make_layer if make_layer is not None else m[1], num_classes=10)
         learn = Learner(dls, m, loss_func=CrossEntropyLossFlat(), cbs=cb)
-        rec = Record()
-        with learn.no_bar(), learn.no_logging(), hook_output(cb.layer(m) if callable(cb.layer) and not isinstance(cb.layer, nn.Module) else cb.layer, detach=False) as h:
-            feats = []
-            class Keep(Callback):
-                order = 5.4
-                def after_loss(self):
-                    if self.training: feats.append(h.stored)
-            learn.fit(1, 1e-3, cbs=[rec, Keep()])
+        layer = cb.layer(m) if callable(cb.layer) and not isinstance(cb.layer, nn.Module) else cb.layer
+        rec, feats = fit_recording(learn, hook_output(layer, detach=False))
         for (pred, y, loss), f in zip(rec.rows, feats):
             torch.testing.assert_close(loss, (F.cross_entropy(pred, y) + sil_of(f, y)).detach(), rtol=1e-5, atol=1e-6)
     learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), loss_func=CrossEntropyLossFlat(), cbs=SoftSilhouetteCallback(layer=nn.Linear(2, 2)))
