@@ -41,6 +41,7 @@ def _check_int(name:str, value, low:int=1) -> int:
 def _check_points(x, name='x', finite:bool=True) -> Tensor:
     "`x` as a 2-D floating tensor with at least one feature (float16/bfloat16 as float32), without NaN or Inf."
     x = torch.as_tensor(x)
+    if type(x) is not Tensor: x = x.as_subclass(Tensor)     # fastai's TensorImage, TensorBase, ...: a plain tensor
     if not x.dtype.is_floating_point: raise TypeError(f'{name} must be a floating tensor, got dtype {x.dtype}')
     if x.ndim != 2: raise ValueError(f'{name} must be 2-D [N, D], got shape {list(x.shape)}')
     if x.shape[1] == 0: raise ValueError(f'{name} has 0 features (shape {list(x.shape)}): distances need D >= 1')
@@ -101,6 +102,7 @@ def _encode_labels(labels:Tensor, n:int):
     "Check `labels` ([n] integers) and map them to 0..C-1; returns (codes, counts)."
     if labels is None: raise TypeError(f'labels are required: one integer label per sample ([{n}]), got None')
     labels = torch.as_tensor(labels)
+    if type(labels) is not Tensor: labels = labels.as_subclass(Tensor)     # fastai's TensorCategory, ...
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f'labels must be integers, got dtype {labels.dtype}')
     if labels.ndim != 1 or len(labels) != n:
@@ -285,6 +287,7 @@ def soft_silhouette_samples(
     "Per-sample soft silhouette: a(i), soft b(i), s(i) and the mask of valid samples, computed in float32 or float64."
     method = check_soft_silhouette_args(metric, temperature, soft_min, denominator, method, normalize, eps, num_classes)
     _check_labels_given(labels)
+    embeddings, labels = (t.as_subclass(Tensor) if isinstance(t, Tensor) and type(t) is not Tensor else t for t in (embeddings, labels))  # fastai's subclasses
     if check_inputs: check_embeddings_labels(embeddings, labels, num_classes)
     dt = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
     with torch.autocast(embeddings.device.type, enabled=False):
