@@ -10,7 +10,7 @@ from fastai.callback.core import Callback
 from fastai.callback.training import GradientAccumulation
 from fastai.learner import Metric
 from fastai.torch_core import find_bs
-from .losses import SoftSilhouetteLoss, SupConLoss
+from .losses import SoftSilhouetteLoss, SupConLoss, INPUTS
 from .models import EmbeddingClassifier
 
 # %% auto #0
@@ -66,7 +66,7 @@ class TermMetric(Metric):
         v = self.cb.last
         if v is None: return
         bs = find_bs(learn.yb)
-        self.total, self.count = self.total + v.float() * bs, self.count + bs
+        self.total, self.count = self.total + v.float() * bs, self.count + bs       # on the device: no host sync per batch
     @property
     def value(self): return self.total / self.count if self.count else None
     @property
@@ -77,17 +77,20 @@ def _plain(t:Tensor) -> Tensor:
     return t.as_subclass(Tensor) if type(t) is not Tensor else t
 
 class LossTermCallback(Callback):
-    "Base of the term callbacks: add `weight * term(features, labels)` to the Learner's loss, the features read by a hook."
+    "Base of the term callbacks: add `weight * term(features, labels)` to the Learner's loss, the features read by a hook or from the model's output tuple."
     order = GradientAccumulation.order - 1     # after_loss before fastai scales the loss for accumulation (and MixedPrecision exits autocast)
     name = 'term'
     def __init__(self,
-                 weight:float=1.0, # weight of the term in the loss
-                 layer=None): # None: the features the classifier reads; a module, or a function model -> module (its output)
+                 weight:float=1.0, # weight of the term in the loss (0: the term is not computed)
+                 layer=None, # None: the features the classifier reads; a module, or a function model -> module (its output); or 'logits', 'features', 'projections': that output of a model returning (logits, features, projections)
+                 column:bool=True): # the term's own column in the fastai table; False: `LossTermsCallback` logs it (as `method_learner` does)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (weight >= 0 and weight < float('inf')):
             raise ValueError(f'{type(self).__name__}: weight must be a finite number >= 0, got {weight!r}')
-        if layer is not None and not isinstance(layer, nn.Module) and not callable(layer):
-            raise TypeError(f'{type(self).__name__}: layer must be None, a module or a function model -> module, got {type(layer).__name__}')
-        self.weight, self.layer, self.capture, self.last = float(weight), layer, None, None
+        if isinstance(layer, str):
+            if layer not in INPUTS: raise ValueError(f'{type(self).__name__}: layer names an output of the model\'s tuple: one of {", ".join(INPUTS)}; got {layer!r}')
+        elif layer is not None and not isinstance(layer, nn.Module) and not callable(layer):
+            raise TypeError(f'{type(self).__name__}: layer must be None, a module, a function model -> module or an output name, got {type(layer).__name__}')
+        self.weight, self.layer, self.column, self.capture, self.last = float(weight), layer, column, None, None
         self.metric = TermMetric(self)
 
     def _where(self, model:nn.Module) -> tuple:
@@ -107,17 +110,33 @@ class LossTermCallback(Callback):
     def before_fit(self):
         "Hook the features (also before `validate`, `get_preds`, `predict`: fastai runs them as a fit) and add the term's column."
         self._remove()
-        self.capture = FeatureCapture(*self._where(self.learn.model))
-        self.learn.metrics = list(self.learn.metrics) + [self.metric]
+        if not isinstance(self.layer, str): self.capture = FeatureCapture(*self._where(self.learn.model))
+        if self.column: self.learn.metrics = list(self.learn.metrics) + [self.metric]
         self.setup()
     def after_fit(self): self._remove()
     def setup(self): pass
     def before_batch(self): self.last = None
 
-    def labels(self, feats:Tensor) -> Tensor:
-        "The labels of the batch, one per row of `feats` (repeated, view-major, for V views of each sample); a clear error for other targets."
-        if len(self.yb) != 1: raise TypeError(f'{type(self).__name__}: needs one target (integer class labels), the batch has {len(self.yb)}')
-        y = self.yb[0]
+    def features(self, pred=None) -> Tensor:
+        "The batch's features (of `pred`, the Learner's by default, when `layer` names an output): a plain 2-D float32 or float64 tensor."
+        if isinstance(self.layer, str):
+            pred = self.learn.pred if pred is None else pred
+            if isinstance(pred, Tensor) and self.layer == 'logits': feats = pred
+            elif isinstance(pred, (tuple, list)) and len(pred) == len(INPUTS): feats = pred[INPUTS.index(self.layer)]
+            else: raise TypeError(f'{type(self).__name__}: layer={self.layer!r} reads the model\'s {self.layer}, but the model returned '
+                                  f'{type(pred).__name__} instead of a (logits, features, projections) tuple')
+        else:
+            feats = self.capture.stored if self.capture is not None else None
+            if feats is None: raise RuntimeError(f'{type(self).__name__}: the hooked layer did not run in the forward pass')
+        feats = _plain(feats)
+        feats = feats.flatten(1) if feats.ndim > 2 else feats
+        return feats.float() if feats.dtype not in (torch.float32, torch.float64) else feats   # half/bfloat16 features: the term in float32
+
+    def labels(self, feats:Tensor, yb=None) -> Tensor:
+        "The labels of the batch (`yb`, the Learner's by default), one per row of `feats` (repeated, view-major, for V views of each sample); a clear error for other targets."
+        yb = self.yb if yb is None else yb
+        if len(yb) != 1: raise TypeError(f'{type(self).__name__}: needs one target (integer class labels), the batch has {len(yb)}')
+        y = yb[0]
         if not isinstance(y, Tensor) or y.ndim != 1 or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
             desc = f'dtype {y.dtype}, shape {list(y.shape)}' if isinstance(y, Tensor) else type(y).__name__
             raise TypeError(f'{type(self).__name__} needs integer class labels of shape [B] (single-label classification); the targets '
@@ -131,16 +150,16 @@ class LossTermCallback(Callback):
         "Per-sample term [N] whose mean is the term (the `reduction='none'` contract)."
         raise NotImplementedError
 
+    def per_sample(self, pred=None, yb=None) -> Tensor:
+        "The per-sample term [N] of the batch (or of `pred` and `yb`), computed with autocast off."
+        feats = self.features(pred)
+        y = self.labels(feats, yb)
+        with torch.autocast(feats.device.type, enabled=False): return self.term(feats, y)
+
     def after_loss(self):
-        if not len(self.yb): return                            # predict, or a test set without labels: no term
-        feats = self.capture.stored if self.capture is not None else None
-        if feats is None: raise RuntimeError(f'{type(self).__name__}: the hooked layer did not run in the forward pass')
-        self.capture.stored = None
-        feats = _plain(feats)
-        feats = feats.flatten(1) if feats.ndim > 2 else feats
-        y = self.labels(feats)
-        if feats.dtype not in (torch.float32, torch.float64): feats = feats.float()        # half/bfloat16 features: the term in float32
-        with torch.autocast(feats.device.type, enabled=False): per = self.term(feats, y)
+        if self.weight == 0 or not len(self.yb): return        # an inactive term (a stage without it); predict, or no labels: no term
+        per = self.per_sample()
+        if self.capture is not None: self.capture.stored = None
         self.last = per.detach().mean()
         lg = self.learn.loss_grad
         if lg.ndim == 0: add = self.weight * per.mean()
@@ -159,17 +178,17 @@ class SoftSilhouetteCallback(LossTermCallback):
     name = 'sil'
     def __init__(self,
                  weight:float=SIL_WEIGHT, # weight of the term (the sweep's choice by default)
-                 layer=None, # None: the features the classifier reads; a module, or a function model -> module (its output)
-                 **loss_kwargs): # options of `SoftSilhouetteLoss` (metric, temperature, soft_min, num_classes, ...)
-        super().__init__(weight, layer)
+                 layer=None, # None: the features the classifier reads; a module, or a function model -> module (its output); or an output name
+                 column:bool=True, # the term's own column `sil`; False: `LossTermsCallback` logs it
+                 **loss_kwargs): # options of `SoftSilhouetteLoss` (metric, temperature, soft_min, num_classes, check_inputs, ...)
+        super().__init__(weight, layer, column)
         if 'reduction' in loss_kwargs: raise TypeError('SoftSilhouetteCallback: reduction is not an option: the Learner\'s loss decides it')
-        SoftSilhouetteLoss(**loss_kwargs)                       # bad options fail here, not at the first batch
-        self.loss_kwargs, self.sil_loss = loss_kwargs, None
+        self.loss_kwargs = loss_kwargs
+        self.sil_loss = SoftSilhouetteLoss(**loss_kwargs, reduction='none')      # bad options fail here, not at the first batch
     def setup(self):
         c = getattr(self.dls, 'c', None)
-        kw = dict(self.loss_kwargs)
-        if 'num_classes' not in kw and isinstance(c, int) and not isinstance(c, bool) and c >= 1: kw['num_classes'] = c
-        self.sil_loss = SoftSilhouetteLoss(**kw, reduction='none')
+        if 'num_classes' not in self.loss_kwargs and isinstance(c, int) and not isinstance(c, bool) and c >= 1:
+            self.sil_loss = SoftSilhouetteLoss(**self.loss_kwargs, num_classes=c, reduction='none')
     def term(self, feats, y): return self.sil_loss(feats, y)
 
 # %% ../nbs/06a_callbacks.ipynb #14d56f99
@@ -191,16 +210,21 @@ class SupConCallback(LossTermCallback):
                  weight:float=1.0, # weight of the term
                  temperature:float=0.1, # SupCon's tau
                  proj_dim:int=128, # size of the projections
-                 layer=None, # None: the features the classifier reads; a module, or a function model -> module (its output)
-                 head:nn.Module|None=None): # features -> projections; None: Linear(D, D) - ReLU - Linear(D, proj_dim), built at the first batch
-        super().__init__(weight, layer)
+                 layer=None, # None: the features the classifier reads; a module, or a function model -> module (its output); or an output name ('projections')
+                 head:nn.Module|None=None, # features -> projections; None: Linear(D, D) - ReLU - Linear(D, proj_dim), built at the first batch (nn.Identity() when layer='projections')
+                 repeat_labels:bool=True, # repeat the labels for the views in `before_batch`; False: the Learner's loss repeats them itself (`method_learner`'s)
+                 column:bool=True, # the term's own column `supcon`; False: `LossTermsCallback` logs it
+                 check_inputs:bool=True): # validate the inputs at every step (a host sync); off once the data is checked
+        super().__init__(weight, layer, column)
         if isinstance(proj_dim, bool) or not isinstance(proj_dim, int) or proj_dim < 1: raise ValueError(f'SupConCallback: proj_dim must be an int >= 1, got {proj_dim!r}')
-        self.supcon_loss, self.proj_dim, self.head = SupConLoss(temperature, reduction='none'), proj_dim, head
+        if head is None and layer == 'projections': head = nn.Identity()      # the model's own projections: no second head
+        self.supcon_loss, self.proj_dim, self.head = SupConLoss(temperature, reduction='none', check_inputs=check_inputs), proj_dim, head
+        self.repeat_labels = repeat_labels
 
     def before_batch(self):
         "Repeat the labels for the views (view-major), so that the Learner's own loss sees one label per row too."
         super().before_batch()
-        if not self.training or not len(self.yb): return
+        if not self.training or not len(self.yb) or not self.repeat_labels or self.weight == 0: return
         n, y = len(self.xb[0]), self.yb[0]
         if n == len(y): raise ValueError('SupConCallback needs several views of each training sample: add '
                                          'softsil_nb.learner.MultiViewCallback(2) to the Learner, or DataLoaders that yield views')
@@ -223,7 +247,7 @@ class SupConCallback(LossTermCallback):
         for h, o in zip(self.learn.opt.hypers, old): h.update(o)
 
     def setup(self):
-        if self.head is not None: self._attach(None)
+        if self.head is not None and next(self.head.parameters(), None) is not None: self._attach(None)   # a head without parameters (nn.Identity) needs no optimizer
     def term(self, feats, y):
         if self.head is None: self._attach(feats.shape[1])
         p = next(self.head.parameters(), None)

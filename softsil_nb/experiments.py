@@ -584,9 +584,10 @@ def sweep_table(records:list) -> tuple:
 # %% ../nbs/07_experiments.ipynb #e210f6bd
 def _step_seconds(learn, xb, yb) -> float:
     import torch
+    from softsil_nb.learner import method_loss
     t = time.perf_counter()
     learn.opt.zero_grad()
-    loss = learn.loss_func(learn.model(*xb), *yb); loss.backward(); learn.opt.step()
+    loss = method_loss(learn, learn.model(*xb), *yb); loss.backward(); learn.opt.step()     # the loss and the term callbacks' terms
     if xb[0].is_cuda: torch.cuda.synchronize()
     return time.perf_counter() - t
 

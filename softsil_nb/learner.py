@@ -22,17 +22,18 @@ from pytorch_metric_learning.distances import CosineSimilarity, LpDistance
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
 from .silhouette import silhouette_score, _check_choice, soft_silhouette_samples, clamp_fraction
-from .losses import CombinedLoss, SoftSilhouetteLoss, PMLLoss, CenterLoss, INPUTS
+from .losses import CombinedLoss, SoftSilhouetteLoss, PMLLoss, CenterLoss, INPUTS, _logits
 from .models import EmbeddingClassifier, create_model, embedding_splitter
-from .callbacks import SIL_WEIGHT
+from .callbacks import SIL_WEIGHT, LossTermCallback, SoftSilhouetteCallback, SupConCallback
+from .progress import auto_progress
 
 # %% auto #0
 __all__ = ['PML_KINDS', 'LOSS_LR_MULT', 'CLASSIFIERS', 'TERMS', 'METHODS', 'RETRIEVAL', 'Method', 'get_method',
            'methods_markdown', 'pml_term', 'RandomShiftNoise', 'MultiViewCallback', 'MixViewsCheck', 'LossTermMetric',
            'OnLogits', 'LossTermsCallback', 'ClampRateCallback', 'accuracy', 'FeatureMetric', 'SilhouetteMetric',
            'KNNAccuracy', 'RetrievalMetric', 'default_metrics', 'WithLossParams', 'MethodLearner', 'LossParamsLR',
-           'ProxyClassifierCallback', 'method_learner', 'set_stage', 'LinearProbeCallback', 'fit_two_stage',
-           'fit_method']
+           'LogitsCrossEntropy', 'PMLTermCallback', 'method_loss', 'ProxyClassifierCallback', 'method_learner',
+           'set_stage', 'LinearProbeCallback', 'fit_two_stage', 'fit_method']
 
 # %% ../nbs/06_learner.ipynb #59070899
 PML_KINDS = ('triplet', 'proxyanchor', 'arcface', 'proxynca', 'center')
@@ -205,7 +206,7 @@ class MixViewsCheck(Callback):
 
 # %% ../nbs/06_learner.ipynb #624a4492
 class LossTermMetric(Metric):
-    "Epoch mean of one term of `CombinedLoss` in one phase ('train', 'valid', or None for both), filled by `LossTermsCallback`."
+    "Epoch mean of one loss term in one phase ('train', 'valid', or None for both), filled by `LossTermsCallback`."
     def __init__(self, term:str, phase:str|None=None):
         _check_choice('term', term, TERMS)
         if phase not in ('train', 'valid', None): raise ValueError(f"phase must be 'train', 'valid' or None, got {phase!r}")
@@ -247,14 +248,28 @@ def _on_logits(m:Metric) -> Metric:
     "Wrap a metric that reads `learn.pred` as a tensor (fastai's) in `OnLogits`; ours read the tuple themselves."
     return m if isinstance(m, (OnLogits, LossTermMetric)) or getattr(m, 'tuple_aware', False) else OnLogits(m)
 
+def _term_cbs(learn) -> list:
+    "The term callbacks that report to `LossTermsCallback` (`column=False`: those `method_learner` adds), in `TERMS` order."
+    cbs = [cb for cb in learn.cbs if isinstance(cb, LossTermCallback) and not cb.column and cb.name in TERMS]
+    return sorted(cbs, key=lambda cb: TERMS.index(cb.name))
+
+def _last(obj, term:str):
+    "The last batch's value of `term` held by `obj` (a loss with `.last`, a dict for `CombinedLoss`; a term callback)."
+    last = getattr(obj, 'last', None)
+    return last.get(term) if isinstance(last, dict) else last
+
 class LossTermsCallback(Callback):
-    "Log each active term of the loss's `.last` as its own column (train and valid); give fastai's metrics the logits."
+    "Log each active term as its own column (train and valid): cross-entropy from the loss's `.last`, the other terms from the term callbacks with `column=False`; give fastai's metrics the logits."
     order = Recorder.order - 1
     def before_fit(self):
         self.trained = False
-        self.lossf = self.learn.loss_func
-        weights = getattr(self.lossf, 'weights', None)
-        terms = [t for t in TERMS if isinstance(weights, dict) and weights.get(t, 0) > 0]
+        lf = self.learn.loss_func
+        weights = getattr(lf, 'weights', None)
+        if isinstance(weights, dict): sources = [(t, lf) for t in TERMS if weights.get(t, 0) > 0]        # a `CombinedLoss`: every term in it
+        else: sources = [('ce', lf)] if getattr(lf, 'weight', 0) > 0 and hasattr(lf, 'last') else []
+        sources += [(cb.name, cb) for cb in _term_cbs(self.learn) if cb.weight > 0]
+        self.sources = sources
+        terms = [t for t, _ in sources]
         both = getattr(getattr(self.learn, 'recorder', None), 'train_metrics', False)
         mets = [LossTermMetric(t) for t in terms] if both else (
             [LossTermMetric(t, 'train') for t in terms] + [LossTermMetric(t, 'valid') for t in terms])
@@ -270,11 +285,13 @@ class LossTermsCallback(Callback):
         if not self.trained: self.before_train(); self.trained = False
 
     def after_loss(self):
-        last = getattr(self.lossf, 'last', None)
-        if not len(self.yb) or not last: return
+        if not len(self.yb): return
         bs = find_bs(self.yb)
-        for m in self.mets:
-            if m.term in last and (m.phase is None or (m.phase == 'train') == self.training or (m.phase == 'train' and not self.trained)): m.add(last[m.term].detach(), bs)
+        for term, src in self.sources:
+            v = _last(src, term)
+            if v is None: continue
+            for m in self.mets:                                     # on the device: no host sync per batch
+                if m.term == term and (m.phase is None or (m.phase == 'train') == self.training or (m.phase == 'train' and not self.trained)): m.add(v.detach(), bs)
 
 # %% ../nbs/06_learner.ipynb #475c5fe7
 def _base_loss(lf):
@@ -283,20 +300,20 @@ def _base_loss(lf):
     return getattr(lf, 'old_lf', lf)
 
 class ClampRateCallback(Callback):
-    "Mean over training steps (of every fit since it was made) of `clamp_fraction` of the loss's silhouette term: how often b(i) is clamped at 0."
+    "Mean over training steps (of every fit since it was made) of `clamp_fraction` of the Learner's silhouette term: how often b(i) is clamped at 0."
     run_valid = False
+    order = LossTermCallback.order - 1                                  # before the term callback has used the batch's features
     def __init__(self): self.total, self.count = 0., 0
     def after_loss(self):
-        lf = _base_loss(self.learn.loss_func)
-        if not isinstance(lf, CombinedLoss) or lf.weights['sil'] == 0 or not len(self.yb): return
-        sl, y = lf.sil_loss, self.learn.yb[0]
+        cb = next((c for c in self.learn.cbs if isinstance(c, SoftSilhouetteCallback) and c.weight > 0), None)
+        if cb is None or not len(self.yb): return
+        sl = cb.sil_loss
         with torch.no_grad():
-            z = lf._part(self.learn.pred, 'sil').detach()
-            yy = y.repeat(len(z) // len(y)) if len(z) != len(y) else y
-            r = soft_silhouette_samples(z, yy, metric=sl.metric, temperature=sl.temperature, soft_min=sl.soft_min,
+            z = cb.features().detach()
+            r = soft_silhouette_samples(z, cb.labels(z), metric=sl.metric, temperature=sl.temperature, soft_min=sl.soft_min,
                                         denominator=sl.denominator, normalize=sl.normalize, method=sl.method,
                                         num_classes=sl.num_classes, check_inputs=False)
-        self.total, self.count = self.total + clamp_fraction(r), self.count + 1
+        self.total, self.count = self.total + clamp_fraction(r), self.count + 1      # two host syncs per step: a diagnostic, not in the default Learner
     @property
     def value(self) -> float: return self.total / self.count if self.count else float('nan')
 
@@ -442,6 +459,14 @@ class MethodLearner(Learner):
         for p, _, state, _ in self.opt.all_params(with_grad=False):
             if id(p) in ids: state['force_train'] = True          # fastai's freeze_to leaves such parameters trainable (as BN with train_bn)
 
+    @property
+    def weights(self) -> dict:
+        "The loss weights in use: cross-entropy's (the loss's `weight`) and each term callback's that `method_learner` added (0 for the others)."
+        w = dict.fromkeys(TERMS, 0.)
+        w['ce'] = float(getattr(_base_loss(self.loss_func), 'weight', 0.))
+        for cb in _term_cbs(self): w[cb.name] = cb.weight
+        return w
+
 class LossParamsLR(Callback):
     "Give the loss parameters' group (the first) `mult` times the learning rate of the model's last group, after every scheduler step."
     order = ParamScheduler.order + 1
@@ -457,6 +482,84 @@ class LossParamsLR(Callback):
     def before_batch(self):
         if self.training: self._set()
 
+# %% ../nbs/06_learner.ipynb #aee26ff4
+class LogitsCrossEntropy(nn.Module):
+    "`weight` x cross-entropy on the logits of a model output (a tensor, or the first of a tuple), the labels repeated for V views; `.last` is the unweighted mean."
+    y_int = True
+    def __init__(self,
+                 weight:float=1.0, # weight of cross-entropy (0: not computed; the loss is 0 and the term callbacks give it all)
+                 label_smoothing:float=0.0, # cross-entropy's label smoothing
+                 reduction:str='mean'): # 'mean', 'sum' or 'none' (one value per sample, the mean over its views)
+        super().__init__()
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (weight >= 0 and math.isfinite(weight)):
+            raise ValueError(f'weight must be a finite number >= 0, got {weight!r}')
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing <= 1:
+            raise ValueError(f'label_smoothing must lie in [0, 1], got {label_smoothing!r}')
+        _check_choice('reduction', reduction, ('mean', 'sum', 'none'))
+        self.weight, self.label_smoothing, self.reduction, self.last = float(weight), float(label_smoothing), reduction, None
+
+    def forward(self, pred, y:Tensor) -> Tensor:
+        logits = _logits(pred)
+        if logits.ndim != 2: raise ValueError(f'logits must be 2-D [B, n_classes], got shape {list(logits.shape)}')
+        n = len(logits)
+        if y.ndim != 1 or n % max(len(y), 1) or (len(y) == 0) != (n == 0):
+            raise ValueError(f'labels must have shape [B] or [B*V] for {n} outputs, got {list(y.shape)}')
+        views = n // len(y) if len(y) else 1
+        dt = torch.float64 if logits.dtype == torch.float64 else torch.float32       # half logits: cross-entropy in float32
+        if self.weight == 0:                                         # a stage without CE: no graph through the classifier
+            self.last, per = None, torch.zeros(n, dtype=dt, device=logits.device)
+        else:
+            yy = y.repeat(views) if views > 1 else y
+            per = F.cross_entropy(logits.to(dt), yy, reduction='none', label_smoothing=self.label_smoothing)
+            self.last = per.detach().mean() if n else per.detach().sum()
+            per = self.weight * per
+        if self.reduction == 'none': return per.view(views, -1).mean(0) if views > 1 else per
+        return per.mean() if self.reduction == 'mean' and n else per.sum()
+    def activation(self, pred): return F.softmax(_logits(pred), dim=-1)
+    def decodes(self, x): return x.argmax(dim=-1)
+    def extra_repr(self): return f'weight={self.weight}, label_smoothing={self.label_smoothing}, reduction={self.reduction!r}'
+
+class PMLTermCallback(LossTermCallback):
+    "Add `weight * pml_loss(features, labels)` (a pytorch-metric-learning loss in `PMLLoss`) to the loss of a fastai Learner; its parameters train as the optimizer's first group; column `pml`."
+    name = 'pml'
+    def __init__(self,
+                 pml_loss:nn.Module, # a `PMLLoss`, a pytorch-metric-learning loss (wrapped), or `CenterLoss`; see `pml_term`
+                 weight:float=1.0, # weight of the term
+                 layer=None, # None: the features the classifier reads; a module, or a function model -> module; or an output name ('features')
+                 column:bool=True): # the term's own column `pml`; False: `LossTermsCallback` logs it
+        super().__init__(weight, layer, column)
+        if not isinstance(pml_loss, nn.Module): raise TypeError(f'PMLTermCallback: pml_loss must be a PMLLoss or a pytorch-metric-learning loss module, got {type(pml_loss).__name__}')
+        self.pml_loss = pml_loss if isinstance(pml_loss, PMLLoss) else PMLLoss(pml_loss)
+        self.pml_loss.reduction = 'none'
+    def setup(self):
+        "Put the loss on the model's device and its parameters in the optimizer (a first group, by `WithLossParams`) when they are not there."
+        p = next(self.learn.model.parameters(), None)
+        if p is not None: self.pml_loss.to(p.device)
+        params = [q for q in self.pml_loss.parameters() if q.requires_grad]
+        sp = self.learn.splitter
+        if not params or (isinstance(sp, WithLossParams) and sp.loss is self.pml_loss): return
+        self.learn.splitter = WithLossParams(self.pml_loss, sp)
+        opt = self.learn.opt
+        if opt is None: return
+        old = [dict(h) for h in opt.hypers]                       # a new optimizer, the loss's group first: the same hyper-parameters
+        self.learn.create_opt()
+        for h, o in zip(self.learn.opt.hypers, [old[0]] + old): h.update(o)
+    def term(self, feats, y): return self.pml_loss(feats, y)
+
+def _pml_cb(learn) -> PMLTermCallback|None:
+    return next((cb for cb in learn.cbs if isinstance(cb, PMLTermCallback)), None)
+
+def method_loss(
+    learn:Learner, # a Learner from `method_learner`
+    pred, # the model's output (logits, features, projections) on a batch
+    *yb, # the batch's labels
+) -> Tensor:
+    "The training loss of a `method_learner` Learner on `pred`, as a step of `fit` computes it (its loss, plus each term callback's weighted term): for bare timed steps."
+    loss = learn.loss_func(pred, *yb)
+    for cb in _term_cbs(learn):
+        if cb.weight > 0: loss = loss + (cb.weight * cb.per_sample(pred, yb).mean()).to(loss.dtype)
+    return loss
+
 # %% ../nbs/06_learner.ipynb #db165c5d
 class ProxyClassifierCallback(Callback):
     "Predict with ArcFace's class weights: copy them, L2-normalised, into the linear classifier (zero bias) before validation and after fitting."
@@ -465,13 +568,11 @@ class ProxyClassifierCallback(Callback):
     def before_validate(self): self.sync()
     def after_fit(self): self.sync()
     def sync(self):
-        lf = self.learn.loss_func
-        lf = getattr(lf, '__self__', lf)                       # MixUp swaps in a bound method of its handler
-        lf = getattr(lf, 'old_lf', lf)
-        W = getattr(getattr(getattr(lf, 'pml_loss', None), 'loss', None), 'W', None)
+        cb = _pml_cb(self.learn)
+        W = getattr(getattr(getattr(cb, 'pml_loss', None), 'loss', None), 'W', None)
         clf = getattr(self.learn.model, 'classifier', None)
         if W is None or not isinstance(clf, nn.Linear) or clf.weight.shape != W.T.shape:
-            raise TypeError("classifier='pml_cosine' needs a loss whose pml term has class weights W [dim, n_classes] (ArcFace) and a "
+            raise TypeError("classifier='pml_cosine' needs a PMLTermCallback whose loss has class weights W [dim, n_classes] (ArcFace) and a "
                             "model whose .classifier is an nn.Linear(dim, n_classes)")
         with torch.no_grad():
             clf.weight.copy_(F.normalize(W.detach(), dim=0).T)
@@ -560,7 +661,7 @@ def method_learner(
     cbs=None, # more callbacks
     **kwargs, # passed to fastai's `Learner` (opt_func, lr, wd, path, model_dir, ...)
 ) -> Learner:
-    "A fastai Learner (`MethodLearner`) for `method`: model, `CombinedLoss`, optimizer on model and loss parameters, callbacks, metrics."
+    "A fastai Learner (`MethodLearner`) for `method`: model, cross-entropy as its loss and a callback per other term, optimizer on model and loss parameters, metrics."
     m = get_method(method)
     over = {k: v for k, v in dict(ce=ce, supcon=supcon, sil=sil, pml=pml, classifier=classifier, views=views).items() if v is not None}
     if over: m = replace(m, **over)
@@ -583,20 +684,35 @@ def method_learner(
                              proj_dim=proj_dim, **(arch_kwargs or {}))
     dims = dict(zip(INPUTS[1:], _check_model(model.to(x.device), x, n_classes)))
     dims['logits'] = n_classes
-    if isinstance(sil_loss, dict): sil_loss = SoftSilhouetteLoss(**{'num_classes': n_classes, **sil_loss})
-    elif sil_loss is None: sil_loss = SoftSilhouetteLoss(num_classes=n_classes)
-    if m.pml > 0 and not isinstance(pml_loss, nn.Module): pml_loss = pml_term(m.pml_kind, n_classes, dims[pml_input], **(pml_loss or {}))
-    loss = CombinedLoss(**m.weights(0), supcon_temperature=supcon_temperature, sil_loss=sil_loss,
-                        pml_loss=pml_loss if m.pml > 0 else None, sil_input=sil_input, supcon_input=supcon_input,
-                        pml_input=pml_input, label_smoothing=label_smoothing)
-    splitter = WithLossParams(loss, embedding_splitter if isinstance(model, EmbeddingClassifier) else None)
-    callbacks = [LossTermsCallback(), MixViewsCheck()]
+    # the data are checked above (labels in 0..n_classes-1): the terms run without per-step checks, with static shapes
+    if isinstance(sil_loss, SoftSilhouetteLoss):
+        sil_kw = dict(metric=sil_loss.metric, temperature=sil_loss.temperature, soft_min=sil_loss.soft_min, denominator=sil_loss.denominator,
+                      normalize=sil_loss.normalize, average=sil_loss.average, method=sil_loss.method, num_classes=sil_loss.num_classes,
+                      global_batch=sil_loss.global_batch)
+    elif isinstance(sil_loss, dict) or sil_loss is None: sil_kw = dict(sil_loss or {})
+    else: raise TypeError(f'sil_loss must be a SoftSilhouetteLoss or a dict of its options, got {type(sil_loss).__name__}')
+    sil_kw = {'check_inputs': False, **{k: v for k, v in sil_kw.items() if k != 'reduction'}}
+    if sil_kw.get('num_classes') is None: sil_kw['num_classes'] = n_classes
+    terms = []
+    if m.supcon > 0:
+        terms.append(SupConCallback(m.supcon, temperature=supcon_temperature, layer=supcon_input, head=nn.Identity(), repeat_labels=False,
+                                    column=False, check_inputs=False))
+    if m.sil > 0: terms.append(SoftSilhouetteCallback(m.sil, layer=sil_input, column=False, **sil_kw))
+    if m.pml > 0:
+        if not isinstance(pml_loss, nn.Module):
+            pml_loss = pml_term(m.pml_kind, n_classes, dims[pml_input], **{**({'check_inputs': False} if m.pml_kind == 'center' else {}), **(pml_loss or {})})
+        terms.append(PMLTermCallback(pml_loss.to(x.device), m.pml, layer=pml_input, column=False))
+    pml_cb = next((cb for cb in terms if isinstance(cb, PMLTermCallback)), None)
+    splitter = WithLossParams(pml_cb.pml_loss if pml_cb is not None else None, embedding_splitter if isinstance(model, EmbeddingClassifier) else None)
+    callbacks = [LossTermsCallback(), MixViewsCheck()] + terms
     if m.views > 1 or aug is not None: callbacks.append(MultiViewCallback(m.views, aug))
     if m.classifier == 'pml_cosine': callbacks.append(ProxyClassifierCallback())
     if splitter.loss_params():
         callbacks.append(LossParamsLR(LOSS_LR_MULT.get(m.pml_kind, 1.0) if loss_lr_mult is None else loss_lr_mult))
+    loss = LogitsCrossEntropy(m.weights(0)['ce'], label_smoothing=label_smoothing)
     learn = MethodLearner(dls, model, loss_func=loss, metrics=default_metrics() if metrics is None else metrics, splitter=splitter,
                     cbs=callbacks + _listify(cbs), **kwargs)
+    auto_progress(learn)                                   # bars in a terminal or Jupyter; elsewhere the per-epoch table as text
     learn.method = m
     return learn
 
@@ -610,12 +726,15 @@ def set_stage(
     learn:Learner, # a Learner from `method_learner`
     stage:int, # 0: the method's (first) stage; 1: stage 2 of a two-stage method (cross-entropy)
 ):
-    "Give the learner's `CombinedLoss` the weights of `stage` of its method (in place)."
+    "Give the learner's cross-entropy (`LogitsCrossEntropy`) and term callbacks the weights of `stage` of its method (in place)."
     w = _method(learn).weights(stage)
-    lf = learn.loss_func
-    if not isinstance(lf, CombinedLoss): raise TypeError(f'set_stage needs a CombinedLoss as loss_func, got {type(lf).__name__}')
-    if w['pml'] > 0 and lf.pml_loss is None: raise ValueError('this stage needs a pml term but the loss has none')
-    lf.weights = w
+    lf = _base_loss(learn.loss_func)
+    if not isinstance(lf, LogitsCrossEntropy): raise TypeError(f'set_stage needs the LogitsCrossEntropy loss of method_learner as loss_func, got {type(lf).__name__}')
+    cbs = {cb.name: cb for cb in _term_cbs(learn)}
+    missing = [t for t in TERMS[1:] if w[t] > 0 and t not in cbs]
+    if missing: raise ValueError(f'this stage needs the term(s) {", ".join(missing)} but the Learner has no such term callback')
+    lf.weight = w['ce']
+    for t, cb in cbs.items(): cb.weight = w[t]
 
 class LinearProbeCallback(Callback):
     "Train only the model's classifier: everything else (and the loss's parameters) gets no gradient, and the encoder stays in eval mode."
@@ -626,8 +745,9 @@ class LinearProbeCallback(Callback):
         if clf is None or not hasattr(model, 'encoder'):
             raise TypeError('linear probing needs a model with .encoder and .classifier (softsil_nb.models.EmbeddingClassifier)')
         keep = {id(p) for p in clf.parameters()}
-        lf = self.learn.loss_func
-        others = [p for p in list(model.parameters()) + (list(lf.parameters()) if isinstance(lf, nn.Module) else []) if id(p) not in keep]
+        lf, sp = self.learn.loss_func, self.learn.splitter
+        extra = (list(lf.parameters()) if isinstance(lf, nn.Module) else []) + (sp.loss_params() if isinstance(sp, WithLossParams) else [])
+        others = [p for p in list(model.parameters()) + extra if id(p) not in keep]
         self.saved = [(p, p.requires_grad) for p in others]
         for p in others: p.requires_grad_(False); p.grad = None            # no gradient, no weight decay
         self.frozen_before = getattr(model, 'encoder_frozen', None)

@@ -9,7 +9,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.imports import noop      # the one `no_logging` sets (fastai's, not fastcore's)
 
 # %% auto #0
-__all__ = ['interactive', 'TextProgressCallback', 'progress_output']
+__all__ = ['interactive', 'TextProgressCallback', 'AutoProgressCallback', 'auto_progress', 'progress_output']
 
 # %% ../nbs/05a_progress.ipynb #85bf1c53
 def interactive() -> bool:
@@ -41,6 +41,30 @@ class TextProgressCallback(ProgressCallback):
         if not hasattr(self, 'widths') or len(self.widths) != len(cells): self.widths = [max(8, len(c)) for c in cells]   # the header
         print('  '.join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip(), flush=True)
 
+class AutoProgressCallback(TextProgressCallback):
+    "fastai's progress bars where `interactive()` holds at the start of a fit (a terminal, Jupyter), else `TextProgressCallback`'s plain per-epoch table."
+    _show = False
+    def __init__(self, bars:bool|None=None): # None: bars where `interactive()`; False: never bars (the table only)
+        self.bars = bars
+    def _base(self): return ProgressCallback if self._show else TextProgressCallback
+    def before_fit(self):
+        self._show = self.bars is not False and interactive()
+        self._base().before_fit(self)
+    def before_epoch(self): self._base().before_epoch(self)
+    def before_train(self): self._base().before_train(self)
+    def before_validate(self): self._base().before_validate(self)
+    def after_train(self): self._base().after_train(self)
+    def after_validate(self): self._base().after_validate(self)
+    def after_batch(self): self._base().after_batch(self)
+    def after_fit(self): self._base().after_fit(self)
+    def _write_stats(self, log): self._base()._write_stats(self, log)
+
+def auto_progress(learn):
+    "Give `learn` an `AutoProgressCallback` in place of fastai's `ProgressCallback` (bars where `interactive()`, else the plain table); returns `learn`."
+    if hasattr(learn, 'progress'): learn.remove_cb(learn.progress)
+    if not any(isinstance(cb, AutoProgressCallback) for cb in learn.cbs): learn.add_cb(AutoProgressCallback())
+    return learn
+
 @contextlib.contextmanager
 def progress_output(learn,
                     bar:bool|None=None, # fastai's progress bars: None decides by `interactive()`; True shows them only where `interactive()`
@@ -50,10 +74,13 @@ def progress_output(learn,
         if not table: stack.enter_context(learn.no_logging())
         if not (interactive() and bar is not False):
             had = hasattr(learn, 'progress')
-            if had: learn.remove_cb(learn.progress)
-            learn.add_cb(TextProgressCallback())
-            def restore():
-                learn.remove_cb(learn.text_progress)
-                if had: learn.add_cb(ProgressCallback())
-            stack.callback(restore)
+            if had:
+                learn.remove_cb(learn.progress)
+                stack.callback(lambda: learn.add_cb(ProgressCallback()))
+            autos = [cb for cb in learn.cbs if isinstance(cb, AutoProgressCallback)]
+            for cb in autos:                                  # `auto_progress`'s callback: the table, no bars, in the block
+                stack.callback(setattr, cb, 'bars', cb.bars); cb.bars = False
+            if not any(isinstance(cb, TextProgressCallback) for cb in learn.cbs):     # no duplicate table
+                learn.add_cb(TextProgressCallback())
+                stack.callback(lambda: learn.remove_cb(learn.text_progress))
         yield learn

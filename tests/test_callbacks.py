@@ -315,7 +315,7 @@ def test_fastai_pieces_on_method_learner(folder, tmp_path):
     dls = folder_dls(folder)
     learn = method_learner(dls, 'ce+sil', arch='resnet18', feat_dim=32, proj_dim=16, path=tmp_path,
                            metrics=[fa_accuracy, error_rate, F1Score(average='macro'), top_k_accuracy])
-    assert learn.loss_func.weights['sil'] == SIL_WEIGHT
+    assert learn.weights['sil'] == SIL_WEIGHT == learn.sil.weight
     with learn.no_bar(), learn.no_logging():
         fresh = learn.validate()                                         # before any training: every column a number
         fit_method(learn, 1, 1e-3)

@@ -18,11 +18,13 @@ from fastai.callback.core import Callback
 from fastai.callback.mixup import MixUp, CutMix
 from fastai.data.core import DataLoaders
 from fastai.learner import load_learner
-from softsil_nb.losses import CombinedLoss
+from softsil_nb.losses import CombinedLoss, SoftSilhouetteLoss, SupConLoss
 from softsil_nb.models import create_model
 from softsil_nb.learner import (METHODS, Method, get_method, methods_markdown, method_learner, fit_method, fit_two_stage,
                                 set_stage, MultiViewCallback, RandomShiftNoise, LossTermMetric, SilhouetteMetric, KNNAccuracy,
-                                RetrievalMetric, WithLossParams, LinearProbeCallback, accuracy)
+                                RetrievalMetric, WithLossParams, LinearProbeCallback, accuracy, LogitsCrossEntropy, PMLTermCallback,
+                                LossTermsCallback, method_loss)
+from softsil_nb.callbacks import SoftSilhouetteCallback, SupConCallback
 
 SMALL = dict(arch_kwargs=dict(widths=(16, 32)), feat_dim=32, proj_dim=32)
 
@@ -203,7 +205,7 @@ def test_export_round_trip(dls, name, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         learn2 = load_learner(tmp_path / 'export.pkl')
-    assert learn2.method == METHODS[name] and learn2.loss_func.weights == learn.loss_func.weights
+    assert learn2.method == METHODS[name] and learn2.weights == learn.weights
     with learn2.no_bar(): p2 = learn2.get_preds(dl=dls.valid.new(shuffle=False))[0].argmax(1)
     assert torch.equal(p1, p2)
 
@@ -212,7 +214,7 @@ def test_export_round_trip(dls, name, tmp_path):
 def test_loss_parameters_train(dls, name, attr):
     torch.manual_seed(0)
     learn = method_learner(dls, name, **SMALL)
-    p = getattr(learn.loss_func.pml_loss.loss, attr)
+    p = getattr(learn.pml.pml_loss.loss, attr)
     before = p.detach().clone()
     quiet_fit(learn, learn.fit, 1, 1e-2)
     assert any(q is p for q in learn.opt.param_lists[0])                                 # in the loss's own (first) parameter group
@@ -233,12 +235,12 @@ def test_arcface_predicts_by_cosine_to_class_weights(dls):
     torch.manual_seed(0)
     learn = method_learner(dls, 'arcface', **SMALL)
     quiet_fit(learn, fit_method, learn, 2, 1e-2)
-    W = learn.loss_func.pml_loss.loss.W.detach()
+    W = learn.pml.pml_loss.loss.W.detach()
     learn.model.eval()
     x, _ = dls.valid.one_batch()
     with torch.no_grad(): logits, feats, _ = learn.model(x)
     assert torch.equal(logits.argmax(1), (F.normalize(feats, dim=1) @ F.normalize(W, dim=0)).argmax(1))
-    assert learn.loss_func.weights['ce'] == 0
+    assert learn.weights['ce'] == 0
 
 # ---------------------------------------------------------------- two stages
 def test_two_stage_protocol(dls):
@@ -255,7 +257,7 @@ def test_two_stage_protocol(dls):
     after = learn.model.state_dict()
     changed = {k for k in after if not torch.equal(after[k], snap[k])}
     assert changed == {'classifier.weight', 'classifier.bias'}, changed                # encoder (BN stats too) and projector frozen
-    assert learn.loss_func.weights == dict(ce=1., supcon=0., sil=0., pml=0.)
+    assert learn.weights == dict(ce=1., supcon=0., sil=0., pml=0.)
     assert all(p.requires_grad for p in learn.model.parameters()) and not learn.model.encoder_frozen
     assert hist[0]['names'][2:4] == ['train_supcon', 'valid_supcon'] and hist[1]['names'][2:4] == ['train_ce', 'valid_ce']
     assert [cb.n_views for cb in learn.cbs if isinstance(cb, MultiViewCallback)] == [2]   # views restored
@@ -263,8 +265,8 @@ def test_two_stage_protocol(dls):
 
 def test_set_stage(dls):
     learn = method_learner(dls, 'supcon+sil', **SMALL)
-    set_stage(learn, 1); assert learn.loss_func.weights['ce'] == 1 and learn.loss_func.weights['sil'] == 0
-    set_stage(learn, 0); assert learn.loss_func.weights == dict(ce=0., supcon=1., sil=3., pml=0.)
+    set_stage(learn, 1); assert learn.weights['ce'] == 1 and learn.weights['sil'] == 0 and learn.loss_func.weight == 1 and learn.sil.weight == 0
+    set_stage(learn, 0); assert learn.weights == dict(ce=0., supcon=1., sil=3., pml=0.) and learn.supcon.weight == 1
     with pytest.raises(ValueError, match='has 2 stage'): set_stage(learn, 2)
     del learn.method
     with pytest.raises(ValueError, match='no method'): fit_method(learn, 1)
@@ -272,12 +274,12 @@ def test_set_stage(dls):
 def test_overrides(dls):
     learn = method_learner(dls, 'ce+sil', sil=0.25, supcon_temperature=0.2, sil_loss=dict(temperature=0.05, metric='sqeuclidean'),
                            label_smoothing=0.1, **SMALL)
-    lf = learn.loss_func
-    assert lf.weights == dict(ce=1., supcon=0., sil=0.25, pml=0.) and learn.method.sil == 0.25
-    assert lf.sil_loss.temperature == 0.05 and lf.sil_loss.metric == 'sqeuclidean' and lf.sil_loss.num_classes == 10
-    assert lf.supcon_loss.temperature == 0.2 and lf.label_smoothing == 0.1
+    assert learn.weights == dict(ce=1., supcon=0., sil=0.25, pml=0.) and learn.method.sil == 0.25
+    sl = learn.sil.sil_loss
+    assert sl.temperature == 0.05 and sl.metric == 'sqeuclidean' and sl.num_classes == 10 and learn.loss_func.label_smoothing == 0.1
+    assert method_learner(dls, 'ce+supcon', supcon_temperature=0.2, **SMALL).supcon.supcon_loss.temperature == 0.2
     learn = method_learner(dls, 'ce+triplet', pml_loss=dict(margin=0.5), **SMALL)
-    assert learn.loss_func.pml_loss.loss.margin == 0.5
+    assert learn.pml.pml_loss.loss.margin == 0.5
     learn = method_learner(dls, 'ce', views=2, **SMALL)
     assert [cb.n_views for cb in learn.cbs if isinstance(cb, MultiViewCallback)] == [2]
     assert not any(isinstance(cb, MultiViewCallback) for cb in method_learner(dls, 'ce', **SMALL).cbs)
@@ -314,7 +316,7 @@ def test_errors(dls):
     with pytest.raises(TypeError, match='labels must be integer'): method_learner(flt, 'ce', n_classes=10, **SMALL)
     plain = DataLoaders.from_dsets(PlainItems(x, y), PlainItems(x, y), bs=64, num_workers=0)
     with pytest.raises(ValueError, match='pass n_classes'): method_learner(plain, 'ce', **SMALL)
-    assert method_learner(plain, 'ce', n_classes=10, **SMALL).loss_func.weights['ce'] == 1
+    assert method_learner(plain, 'ce', n_classes=10, **SMALL).weights['ce'] == 1
 
 # ---------------------------------------------------------------- views and augmentation
 class TwoViewDL:
@@ -359,7 +361,7 @@ def test_two_stage_with_dataloader_views(dls):
     class Rows(Callback):
         order = 100
         def after_pred(self):
-            if self.training: shapes.append((len(self.xb[0]), len(self.y), self.learn.loss_func.weights['ce']))
+            if self.training: shapes.append((len(self.xb[0]), len(self.y), self.learn.loss_func.weight))
     learn = method_learner(two, 'supcon+sil', n_classes=10, **SMALL)
     quiet_fit(learn, fit_method, learn, 1, 1e-2, epochs2=1, cbs=Rows())
     s1, s2 = [s for s in shapes if s[2] == 0], [s for s in shapes if s[2] == 1]
@@ -405,13 +407,13 @@ def test_mixup_cutmix(dls, mix, name):
     quiet_fit(learn, learn.fit_one_cycle, 2, 1e-2)
     rec = dict(zip(learn.recorder.metric_names[1:], learn.recorder.values[-1]))
     assert all(math.isfinite(v) for v in rec.values()), rec
-    assert rec['accuracy'] > 0.2 and isinstance(learn.loss_func, CombinedLoss)
+    assert rec['accuracy'] > 0.2 and isinstance(learn.loss_func, LogitsCrossEntropy)
 
 def test_mixup_refuses_dataloader_views(dls):
     two = DataLoaders(TwoViewDL(dls.train), dls.valid)
     learn = method_learner(two, 'ce+supcon', n_classes=10, cbs=MixUp(), **SMALL)
     with pytest.raises(ValueError, match='MixUp/CutMix mix the rows of x'): quiet_fit(learn, learn.fit, 1, 1e-2)
-    assert isinstance(learn.loss_func, CombinedLoss)                                     # restored after the failed fit
+    assert isinstance(learn.loss_func, LogitsCrossEntropy)                               # restored after the failed fit
 
 # ---------------------------------------------------------------- metrics against oracles
 def feats_labels(seed, n=60, d=4, c=3):
@@ -504,3 +506,102 @@ def test_to_fp16_trains_on_cuda():
         assert math.isfinite(rec['valid_loss']) and rec['accuracy'] > 0.5, (name, rec)
         with learn.no_bar(): (logits, feats, _), _ = learn.get_preds(act=lambda p: p)
         assert logits.dtype == torch.float32 and torch.isfinite(feats).all()
+
+# ---------------------------------------------------------------- one mechanism: cross-entropy as the loss, a callback per term
+def combined_formula(model, pml, x, y, w):
+    "The objective `CombinedLoss` computed, written out: weighted CE on every view's logits + SupCon(projections) + Sil(features) + PML(features)."
+    logits, feats, proj = model(x)
+    yy = y.repeat(len(x) // len(y))
+    loss = w['ce'] * F.cross_entropy(logits, yy) if w['ce'] else 0.
+    if w['supcon']: loss = loss + w['supcon'] * SupConLoss(0.1)(proj, yy)
+    if w['sil']: loss = loss + w['sil'] * SoftSilhouetteLoss()(feats, yy)
+    if w['pml']: loss = loss + w['pml'] * pml(feats, yy)
+    return loss
+
+@pytest.mark.parametrize('name', ['ce+sil', 'ce+supcon+sil', 'ce+proxyanchor', 'arcface', 'supcon+sil'])
+def test_step_is_the_combined_objective(dls, name):
+    "A training step of method_learner (LogitsCrossEntropy + term callbacks) has the loss and every gradient (model, proxies) of the combined objective, float64."
+    import copy
+    from fastai.callback.core import CancelFitException
+    torch.manual_seed(0)
+    learn = method_learner(dls, name, **SMALL)
+    learn.model.double()
+    if learn.weights['pml']: learn.pml.pml_loss.double()
+    got = {}
+    class Grab(Callback):
+        order = 100
+        def before_fit(self):                          # after ProxyClassifierCallback's sync: the model the step starts from
+            got['model'] = copy.deepcopy(self.learn.model)
+            got['pml'] = copy.deepcopy(self.learn.pml.pml_loss.loss) if learn.weights['pml'] else None
+        def before_batch(self): self.learn.xb = (self.xb[0].double(),)
+        def after_loss(self): got['x'], got['y'], got['loss'] = self.xb[0], self.yb[0], self.loss_grad.detach()
+        def after_backward(self):
+            ps = list(self.learn.model.parameters()) + (list(self.learn.pml.pml_loss.parameters()) if got['pml'] is not None else [])
+            got['grads'] = [None if p.grad is None else p.grad.clone() for p in ps]
+            raise CancelFitException()
+    class Dbl(Callback):
+        order = -50
+        def before_batch(self): self.learn.xb = (self.xb[0].double(),)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 0., cbs=[Dbl(), Grab()])
+    model, pml, x, y = got['model'], got['pml'], got['x'], got['y']
+    assert x.dtype == torch.float64 and len(x) == METHODS[name].views * len(y)
+    ref = combined_formula(model, pml, x, y, METHODS[name].weights(0))
+    ref.backward()
+    torch.testing.assert_close(got['loss'], ref.detach(), rtol=1e-12, atol=1e-12)
+    ps = list(model.parameters()) + (list(pml.parameters()) if pml is not None else [])
+    assert len(ps) == len(got['grads']) and sum(g is not None for g in got['grads']) > 4
+    for g, p in zip(got['grads'], ps):
+        assert (g is None) == (p.grad is None)                 # ce=0: no gradient reaches the classifier, as before
+        if g is not None: torch.testing.assert_close(g, p.grad, rtol=1e-10, atol=1e-12)
+
+def test_method_learner_terms_are_callbacks(dls):
+    "The loss is cross-entropy alone; each other term is a callback that reads the model's own outputs, with static shapes and no per-step checks."
+    learn = method_learner(dls, 'ce+supcon+sil', **SMALL)
+    assert type(learn.loss_func) is LogitsCrossEntropy and learn.loss_func.weight == 1
+    assert learn.sil.layer == 'features' and learn.sil.sil_loss.num_classes == 10 and learn.sil.sil_loss.check_inputs is False
+    assert learn.supcon.layer == 'projections' and isinstance(learn.supcon.head, nn.Identity) and learn.supcon.supcon_loss.check_inputs is False
+    assert not learn.sil.column and not learn.supcon.column and learn.weights == dict(ce=1., supcon=1., sil=3., pml=0.)
+    center = method_learner(dls, 'ce+center', **SMALL)
+    assert isinstance(center.pml, PMLTermCallback) and center.pml.pml_loss.loss.check_inputs is False
+    assert center.splitter.loss_params() == [center.pml.pml_loss.loss.centers]
+    from softsil_nb.losses import SoftSilhouetteLoss as SSL
+    given = method_learner(dls, 'ce+sil', sil_loss=SSL(temperature=0.3), **SMALL)         # a loss object (the runner's): its options, cheap path
+    assert given.sil.sil_loss.temperature == 0.3 and given.sil.sil_loss.num_classes == 10 and not given.sil.sil_loss.check_inputs
+
+@pytest.mark.parametrize('name', ['ce+sil', 'ce+supcon+sil', 'supcon2', 'ce+center'])
+def test_training_steps_make_no_host_sync(dls, name, monkeypatch):
+    "No training step reads a tensor back to the host (item, tolist, bool, float, int, cpu, numpy, unique) in method_learner's Learner."
+    import os, traceback
+    learn = method_learner(dls, name, **SMALL)
+    inside, calls = [False], []
+    fastai_smooth = os.path.join('fastai', 'learner.py')
+    def counting(orig, what):
+        def f(*a, **k):
+            if inside[0]:
+                where = traceback.extract_stack(limit=6)[:-1]
+                # fastai's own Recorder: AvgSmoothLoss copies the loss with to_detach(cpu=True) every step; not ours to change
+                if not any(fr.name == 'accumulate' and fr.filename.endswith(fastai_smooth) for fr in where):
+                    calls.append(f'{what} from {where[-1].name} ({os.path.basename(where[-1].filename)})')
+            return orig(*a, **k)
+        return f
+    class Start(Callback):
+        order = -100
+        def before_batch(self): inside[0] = self.training
+    class End(Callback):
+        order = 1000
+        def after_batch(self): inside[0] = False
+    with learn.no_logging(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        learn.fit(1, 1e-3)                                     # warm up outside the count (lazy initialisation)
+        for attr in ('item', 'tolist', '__bool__', '__float__', '__int__', '__index__', 'cpu', 'numpy', 'unique'):
+            monkeypatch.setattr(torch.Tensor, attr, counting(getattr(torch.Tensor, attr), attr))
+        monkeypatch.setattr(torch, 'unique', counting(torch.unique, 'torch.unique'))
+        learn.fit(1, 1e-3, cbs=[Start(), End()])
+        ok = list(calls)
+        if name == 'ce+sil':                                    # the count sees the checks the cheap path leaves out
+            learn.sil.sil_loss.check_inputs = True
+            learn.fit(1, 1e-3, cbs=[Start(), End()])
+            assert len(calls) >= len(learn.dls.train)
+    monkeypatch.undo()
+    assert ok == [], sorted(set(ok))
+    assert learn.recorder.values and all(math.isfinite(v) for v in learn.recorder.values[-1][:2])
