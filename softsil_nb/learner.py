@@ -133,7 +133,7 @@ def pml_term(
     miner:nn.Module|None=None, # a PML miner; for 'triplet' a semi-hard `TripletMarginMiner` by default
     **kwargs, # options of the PML loss (margin, alpha, scale, ...), replacing the defaults above
 ) -> PMLLoss:
-    "A pytorch-metric-learning loss of `kind`, wrapped for `CombinedLoss`."
+    "A pytorch-metric-learning loss of `kind`, wrapped in `PMLLoss` (for `PMLTermCallback` or `CombinedLoss`)."
     _check_choice('pml_kind', kind, PML_KINDS)
     if kind == 'triplet':
         loss = pml_losses.TripletMarginLoss(**{'margin': 0.2, **kwargs})

@@ -364,3 +364,19 @@ def test_layer_module_or_function():
     learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), loss_func=CrossEntropyLossFlat(), cbs=SoftSilhouetteCallback(layer=nn.Linear(2, 2)))
     with pytest.raises(ValueError, match='not part of the Learner'):
         with learn.no_bar(): learn.fit(1)
+
+def test_silhouette_accepts_fastai_tensor_subclasses(folder):
+    "dls.one_batch() gives TensorImage / TensorCategory: the soft and exact silhouettes take them, with the plain tensors' values."
+    from softsil_nb.silhouette import soft_silhouette_samples, silhouette_samples, silhouette_score
+    from fastai.torch_core import TensorImage, TensorCategory
+    x, y = folder_dls(folder).one_batch()
+    assert isinstance(x, TensorImage) and isinstance(y, TensorCategory)
+    z = TensorImage(x.flatten(1)[:, :64].float())
+    zp, yp = P(z), P(y)
+    for kw in (dict(), dict(num_classes=10, check_inputs=False), dict(metric='euclidean')):
+        torch.testing.assert_close(soft_silhouette_samples(z, y, **kw).silhouette, soft_silhouette_samples(zp, yp, **kw).silhouette)
+    for metric in ('cosine', 'euclidean', 'sqeuclidean'):
+        s = silhouette_samples(z, y, metric=metric)
+        assert type(s) is torch.Tensor and torch.equal(s, silhouette_samples(zp, yp, metric=metric))
+        assert silhouette_score(z, y, metric=metric) == silhouette_score(zp, yp, metric=metric)
+    assert SoftSilhouetteLoss()(z, y).item() == SoftSilhouetteLoss()(zp, yp).item()

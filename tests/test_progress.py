@@ -38,3 +38,37 @@ def test_the_text_table_holds_the_recorder_values():
     with contextlib.redirect_stdout(buf := io.StringIO()):
         with progress_output(learn, table=False): learn.fit(1, 1e-2)
     assert buf.getvalue() == ''
+
+def test_method_learner_output_to_a_file(tmp_path, monkeypatch):
+    "method_learner with stdout a file: fastai's table as plain lines (the Recorder's numbers), no bar text; progress_output adds no second table; bars in a terminal."
+    import torch
+    from torch.utils.data import TensorDataset
+    from sklearn.datasets import load_digits
+    from fastai.data.core import DataLoaders
+    from softsil_nb import progress
+    from softsil_nb.progress import AutoProgressCallback
+    from softsil_nb.learner import method_learner
+    X, y = load_digits(return_X_y=True)
+    X, y = torch.tensor(X[:300]).float().view(-1, 1, 8, 8) / 16, torch.tensor(y[:300])
+    dls = DataLoaders.from_dsets(TensorDataset(X[:200], y[:200]), TensorDataset(X[200:], y[200:]), bs=50, device='cpu')
+    learn = method_learner(dls, 'ce+sil', arch_kwargs=dict(widths=(8,)), feat_dim=16, proj_dim=8, metrics=[])
+    assert not hasattr(learn, 'progress') and sum(isinstance(cb, AutoProgressCallback) for cb in learn.cbs) == 1
+    log = tmp_path / 'log.txt'
+    with open(log, 'w') as f, contextlib.redirect_stdout(f):
+        learn.fit(2, 1e-2)
+        first = [list(v) for v in learn.recorder.values]
+        with progress_output(learn): learn.fit(1, 1e-2)           # no duplicate table
+    out = log.read_text(); lines = out.splitlines()
+    assert '\r' not in out and '█' not in out and '%' not in out and len(lines) == 5, out
+    head = ['epoch', 'train_loss', 'valid_loss', 'train_ce', 'train_sil', 'valid_ce', 'valid_sil', 'time']
+    assert lines[0].split() == head and lines[3].split() == head
+    for e, (line, vals) in enumerate(zip(lines[1:3], first)):
+        cells = line.split()
+        assert int(cells[0]) == e and [float(c) for c in cells[1:-1]] == pytest.approx(vals, abs=1e-6)
+    assert sum(isinstance(cb, TextProgressCallback) for cb in learn.cbs) == 1 and learn.auto_progress.bars is None   # restored
+    monkeypatch.setattr(progress, 'interactive', lambda: True)     # a terminal or Jupyter: fastai's bars
+    with contextlib.redirect_stdout(buf := io.StringIO()): learn.fit(1, 1e-2)
+    assert learn.auto_progress._show and '█' in buf.getvalue()
+    with contextlib.redirect_stdout(buf := io.StringIO()):
+        with progress_output(learn, bar=False): learn.fit(1, 1e-2)
+    assert '█' not in buf.getvalue() and len(buf.getvalue().splitlines()) == 2
