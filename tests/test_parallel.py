@@ -1,0 +1,78 @@
+"""A Learner trained on 2 gloo processes (softsil_nb.parallel) against the same Learner in one process on the global batch.
+
+CE + SoftSilhouetteCallback + SupConCallback (its own head, started from different weights on each rank so that the broadcast
+is needed), 2 augmented views, float64, a model without BatchNorm: both ranks must end with bitwise equal weights, equal to
+the single-process weights to 1e-9 (float64 sums in another order), and report the same validation loss."""
+import pytest
+import torch
+from torch import nn
+from softsil_nb.distributed import run_ranks, world
+
+STEPS_PER_EPOCH, EPOCHS = 4, 2
+
+class Double(nn.Module):
+    "The images in float64 (the loaders give float32)."
+    def forward(self, x): return x.as_subclass(torch.Tensor).double()
+
+def fit(sampler_pk:bool, head_seed:int) -> dict:
+    "Build (seeded) and fit the Learner in this process, under `parallel_ctx` when a process group runs; the final weights and losses."
+    from fastai.learner import Learner
+    from fastai.losses import CrossEntropyLossFlat
+    from fastai.data.core import DataLoaders
+    from fastai.data.transforms import IntToFloatTensor
+    from fastai.torch_core import set_seed
+    from softsil_nb.loaders import ArrayDataset, BatchAugment, ClassBalancedSampler, DeviceDataLoader
+    from softsil_nb.callbacks import SoftSilhouetteCallback, SupConCallback
+    from softsil_nb.parallel import parallel_ctx
+    set_seed(0)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randint(0, 256, (64, 1, 4, 4), dtype=torch.uint8, generator=g), torch.arange(64) % 4
+    train = ArrayDataset(x[:48], y[:48], classes=list('abcd'), split_idx=0)
+    valid = ArrayDataset(x[48:], y[48:], classes=list('abcd'), split_idx=1)
+    sampler = ClassBalancedSampler(2, 6, n_batches=STEPS_PER_EPOCH) if sampler_pk else None   # p=2 x k=6: whole classes per rank
+    tdl = DeviceDataLoader(train, bs=12, shuffle=True, drop_last=True, sampler=sampler, seed=3, device='cpu',
+                           after_batch=[IntToFloatTensor(), BatchAugment(pad=1, degrees=10, n_views=2, seed=4)])
+    vdl = DeviceDataLoader(valid, bs=16, seed=3, device='cpu', after_batch=[IntToFloatTensor()])
+    model = nn.Sequential(Double(), nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 4)).double()
+    torch.manual_seed(head_seed)                                       # a rank-dependent head: rank 0's must win
+    head = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 5)).double()
+    learn = Learner(DataLoaders(tdl, vdl, device='cpu'), model, loss_func=CrossEntropyLossFlat(), lr=0.05,
+                    cbs=[SoftSilhouetteCallback(1.0), SupConCallback(0.5, head=head)])
+    with parallel_ctx(learn), learn.no_bar(), learn.no_logging(): learn.fit(EPOCHS)
+    params = torch.cat([p.detach().reshape(-1) for p in list(model.parameters()) + list(head.parameters())])
+    return dict(params=params, valid_loss=learn.recorder.values[-1][1], train_loss=learn.recorder.values[-1][0],
+                n_iter=learn.train_iter, world=world())
+
+def _rank(cases):
+    rank = world()[0]
+    return [fit(pk, head_seed=10 + rank) for pk in cases]
+
+CASES = (False, True)
+
+@pytest.fixture(scope='module')
+def runs():
+    ranks = run_ranks(_rank, 2, CASES, timeout=300)
+    single = [fit(pk, head_seed=10) for pk in CASES]
+    return ranks, single
+
+@pytest.mark.parametrize('case', range(len(CASES)), ids=['shuffled', 'pk'])
+def test_two_ranks_equal_one_process_on_the_global_batch(runs, case):
+    (r0, r1), single = runs[0], runs[1]
+    a, b, s = r0[case], r1[case], single[case]
+    assert a['world'] == (0, 2) and b['world'] == (1, 2) and s['world'] == (0, 1)
+    assert a['n_iter'] == b['n_iter'] == s['n_iter'] == STEPS_PER_EPOCH * EPOCHS       # same number of batches on every rank
+    assert torch.equal(a['params'], b['params'])                                         # the same weights on both ranks
+    assert (a['params'] - s['params']).abs().max().item() < 1e-9                          # ... as one process on the global batch
+    assert (a['params'] - s['params']).abs().max().item() < 1e-3 * (s['params'] - fit_start(case)).abs().max().item()
+    assert a['valid_loss'] == b['valid_loss'] and abs(a['valid_loss'] - s['valid_loss']) < 1e-9
+    assert abs(a['train_loss'] - s['train_loss']) < 1e-9                                  # the logged loss: the global batch's
+
+def fit_start(case):
+    "The weights before training (the oracle's comparison moves the weights: training did something)."
+    torch.manual_seed(0)
+    from fastai.torch_core import set_seed
+    set_seed(0)
+    model = nn.Sequential(Double(), nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 4)).double()
+    torch.manual_seed(10)
+    head = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 5)).double()
+    return torch.cat([p.detach().reshape(-1) for p in list(model.parameters()) + list(head.parameters())])
