@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.foundation import L
-from fastai.torch_core import TensorBase, TensorCategory, default_device, to_device
+from fastai.torch_core import TensorBase, TensorCategory, default_device, to_device, to_detach
 from fastai.data.core import TfmdDL, DataLoaders
 from fastai.data.transforms import Category, CategoryMap, IntToFloatTensor, Normalize
 from fastai.vision.core import TensorImage, TensorImageBW
@@ -356,6 +356,10 @@ class DeviceDataLoader(TfmdDL):
             raise ValueError(f'P x K batches (p={s.p}, k={s.k}) do not split into {world_size} balanced slices: p or k must be a multiple of the number of ranks')
         self.rank, self.world_size = rank, world_size
         return self
+
+    def to_detach(self, b, cpu:bool=True, gather:bool=True):
+        "fastai's `to_detach`, which gathers over the ranks wherever WORLD_SIZE > 1: here only for a sharded loader (an unsharded one gives every rank the whole batches)."
+        return to_detach(b, cpu, gather and self.world_size > 1)
 
     def slice_positions(self, n:int) -> Tensor:
         "Positions in a global batch of `n` of this rank's samples: an equal contiguous slice (P x K: p / W whole classes, else k / W of every class); a shorter tail in `array_split`'s slices."

@@ -76,3 +76,25 @@ def fit_start(case):
     torch.manual_seed(10)
     head = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 5)).double()
     return torch.cat([p.detach().reshape(-1) for p in list(model.parameters()) + list(head.parameters())])
+
+def test_cli_run_nproc_2_writes_one_record_from_rank_0(tmp_path, capsys):
+    "`softsil run --nproc 2` on a tiny configuration: one record (the ranks do not write), trained on 2 processes; a rerun appends nothing."
+    import json
+    from softsil_nb.cli import main
+    from softsil_nb.experiments import RunConfig, ResultsFile
+    res = tmp_path/'r.jsonl'
+    argv = ['run', '--dataset', 'uci_digits', '--method', 'ce+sil', '--k', '3', '--epochs', '1', '--batch-size', '16', '--nproc', '2', '--results', str(res)]
+    assert main(argv) == 0
+    recs = ResultsFile(res).read()
+    assert len(recs) == 1 and len(res.read_text().splitlines()) == 1
+    cfg = RunConfig('uci_digits', 'ce+sil', 0, k_per_class=3, epochs=1, batch_size=16)
+    assert recs[0]['key'] == cfg.key() and recs[0]['timing']['world_size'] == 2 and recs[0]['metrics']['n_eval'] == 359
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index('{'):])['accuracy'] == recs[0]['metrics']['accuracy']        # the metrics printed once
+    assert main(argv) == 0 and len(res.read_text().splitlines()) == 1
+    assert 'already in' in capsys.readouterr().out
+
+def test_nproc_under_torchrun_is_refused(monkeypatch, capsys):
+    from softsil_nb.cli import main
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    assert main(['run', '--nproc', '2']) == 2 and '--nproc' in capsys.readouterr().err
