@@ -95,3 +95,40 @@ def test_nproc_under_torchrun_is_refused(monkeypatch, capsys):
     from softsil_nb.cli import main
     monkeypatch.setenv('WORLD_SIZE', '2')
     assert main(['run', '--nproc', '2']) == 2 and '--nproc' in capsys.readouterr().err
+
+def _loader(rank, ws, sampler=None, autoaugment=False, drop_last=True, n=40):
+    from fastai.data.transforms import IntToFloatTensor
+    from softsil_nb.loaders import ArrayDataset, BatchAugment, PerSampleAutoAugment, DeviceDataLoader
+    g = torch.Generator().manual_seed(0)
+    ds = ArrayDataset(torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g), torch.arange(n) % 4, classes=list('abcd'), split_idx=0)
+    augs = ([PerSampleAutoAugment('cifar10', n_views=2, seed=5), BatchAugment(pad=2, flip=True, seed=6)] if autoaugment
+            else [BatchAugment(pad=2, degrees=15, flip=True, n_views=2, seed=6)])
+    dl = DeviceDataLoader(ds, bs=8, shuffle=True, drop_last=drop_last, sampler=sampler, seed=1, device='cpu', after_batch=[IntToFloatTensor()] + augs)
+    return dl.shard(rank, ws)
+
+@pytest.mark.parametrize('ws,pk,autoaugment', [(2, None, False), (2, (2, 4), True), (4, (4, 2), False), (2, (1, 8), False), (4, None, True)])
+def test_shards_put_together_are_the_single_process_batches(ws, pk, autoaugment):
+    "Every rank's slice of every batch, views included, is the single-process batch's rows; P x K slices are balanced."
+    from softsil_nb.loaders import ClassBalancedSampler
+    mk = lambda r, w: _loader(r, w, ClassBalancedSampler(*pk) if pk else None, autoaugment)
+    whole, parts = list(mk(0, 1)), [list(mk(r, ws)) for r in range(ws)]
+    assert all(len(p) == len(whole) for p in parts)
+    for (xb, yb), *slices in zip(whole, *parts):
+        n, seen = len(yb), []
+        for r, (xs, ys) in enumerate(slices):
+            pos = mk(r, ws).slice_positions(n)
+            seen.append(pos)
+            assert torch.equal(ys, yb[pos]) and torch.equal(xs.view(2, len(pos), -1), xb.view(2, n, -1)[:, pos])
+            if pk:                                           # p / W whole classes of k, or k / W of each of the p classes
+                counts = torch.bincount(ys.as_subclass(torch.Tensor), minlength=4)
+                assert set(counts[counts > 0].tolist()) == {pk[1] if pk[0] % ws == 0 else pk[1] // ws}
+        assert torch.equal(torch.cat(seen).sort().values, torch.arange(n))       # the slices partition the batch
+
+def test_a_kept_tail_is_split_like_array_split():
+    "Without drop_last every rank gets the same number of batches; the short tail in array_split's slices (no augmentation draws needed)."
+    import numpy as np
+    whole = [yb for _, yb in _loader(0, 1, drop_last=False, n=44)]
+    with pytest.raises(ValueError, match='empty slice'): list(_loader(3, 4, drop_last=False, n=42))     # a tail of 2 on 4 augmented ranks
+    ys = [[yb for _, yb in _loader(r, 4, drop_last=False, n=44)] for r in range(4)]
+    assert all(len(y) == len(whole) == 6 for y in ys)
+    for r in range(4): assert torch.equal(ys[r][-1], torch.from_numpy(np.array_split(whole[-1].numpy(), 4)[r]))
