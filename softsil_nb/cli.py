@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument('--epochs', type=pos, default=30, help='training epochs (of the first stage)')
     r.add_argument('--batch-size', type=pos, default=128, help='batch size')
     r.add_argument('--results', default='results/runs.jsonl', help='results file the run is appended to (a finished run is not redone)')
+    r.add_argument('--nproc', type=pos, default=1, help='train on N gloo processes of this machine (CPU), --batch-size the global batch; under torchrun leave it at 1')
     s = add('suite', 'a named suite of runs, resumed from its results file')
     s.add_argument('name', choices=registry.SUITES, metavar='SUITE', help='suite: %(choices)s')
     s.add_argument('--results', default=None, help='results file; results/SUITE.jsonl when not given')
@@ -130,6 +131,32 @@ def _fail(cmd:str, message:str) -> int:
     "One line on stderr naming the problem; exit status 2, as argparse gives a bad value."
     print(f'softsil {cmd}: error: {message}', file=sys.stderr); return 2
 
+def _run_torchrun(cfg, results:str) -> int:
+    "`softsil run` on one rank of a torchrun job: every rank trains; rank 0 alone reads the results file, appends the record and prints."
+    import torch.distributed as dist
+    from softsil_nb import experiments as E
+    from softsil_nb.parallel import init_parallel, rank_device
+    started = init_parallel()
+    try:
+        rank, todo = dist.get_rank(), [None]
+        if rank == 0:
+            try:
+                rf = E.ResultsFile(results); rf.check_writable()
+                todo = [cfg.key() not in rf.done('test')]
+            except Exception as e: todo = [f'argument --results: {e}']
+        dist.broadcast_object_list(todo, src=0)                  # every rank learns whether to train (or that rank 0 cannot write)
+        if isinstance(todo[0], str): return _fail('run', todo[0]) if rank == 0 else 2
+        rec = E.run_one(cfg, device=rank_device(), parallel=True) if todo[0] else None
+        if rank == 0:
+            if rec is None:
+                print(f'already in {results}: {cfg}')
+                rec = [r for r in rf.read() if r['key'] == cfg.key()][-1]
+            else: rf.append(rec)
+            print(json.dumps(rec['metrics'], indent=1))
+    finally:
+        if started: dist.destroy_process_group()
+    return 0
+
 def main(argv:list|None=None) -> int:
     "Entry point of the `softsil` console command."
     a = _parser().parse_args(argv)
@@ -143,7 +170,12 @@ def main(argv:list|None=None) -> int:
     if a.cmd == 'quick': print(quick(a.results, a.figure))
     elif a.cmd == 'run':
         cfg = E.RunConfig(a.dataset, a.method, a.seed, k_per_class=a.k or None, epochs=a.epochs, batch_size=a.batch_size)
-        if E.run_suite([cfg], a.results) == 0: print(f'already in {a.results}: {cfg}')
+        if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+            if a.nproc > 1: return _fail('run', 'argument --nproc: torchrun already started the processes; leave --nproc at 1 under torchrun')
+            return _run_torchrun(cfg, a.results)
+        import functools
+        runner = functools.partial(E.run_one_parallel, nproc=a.nproc) if a.nproc > 1 else None
+        if E.run_suite([cfg], a.results, runner=runner) == 0: print(f'already in {a.results}: {cfg}')
         rec = [r for r in E.ResultsFile(a.results).read() if r['key'] == cfg.key()][-1]
         print(json.dumps(rec['metrics'], indent=1))
     elif a.cmd == 'suite':

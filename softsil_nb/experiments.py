@@ -18,9 +18,10 @@ __all__ = ['LOSS_VERSION', 'VERDICT_RULE', 'PAPER_METHODS', 'PAPER_DATASETS', 'B
            'PAPER_BASELINES', 'CHOSEN', 'PAPER_ORIGINAL_DATASETS', 'PAPER_ORIGINAL_METHODS', 'PAPER_ORIGINAL_BUDGET',
            'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile', 't_interval', 'outcome', 'hierarchical_bootstrap',
            'dataset_tests', 'average_outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table',
-           'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'suite', 'run_suite', 'paper_original', 'dry_run',
-           'sweep_table', 'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame',
-           'main_frame', 'balanced_table', 'clamp_note', 'report', 'coverage', 'readme_results']
+           'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'run_one_parallel', 'suite', 'run_suite',
+           'paper_original', 'dry_run', 'sweep_table', 'measure_overhead', 'measure_peak_memory', 'verdicts',
+           'ablation_table', 'suite_frame', 'main_frame', 'balanced_table', 'clamp_note', 'report', 'coverage',
+           'readme_results']
 
 # %% ../nbs/07_experiments.ipynb #71addf97
 LOSS_VERSION = 1   # bump when a loss definition changes: results of older versions are not mixed with new ones
@@ -408,6 +409,7 @@ def run_one(
     device=None, # default: the GPU when there is one
     quiet:bool=True, # hide fastai's per-epoch table (and its progress bar unless `bar`)
     bar:bool|None=None, # show fastai's progress bar over epochs and batches, where the output is a terminal or Jupyter; by default `not quiet`
+    parallel:bool=False, # train on every rank of the process group (`softsil_nb.parallel.parallel_ctx`): every rank makes this call
 ) -> dict: # the record: config, key, split, metrics, timing, environment
     "Train and evaluate one configuration; return the record for the results file."
     import torch
@@ -416,7 +418,9 @@ def run_one(
     cuda = torch.cuda.is_available() and dls.device.type == 'cuda'
     if cuda: torch.cuda.reset_peak_memory_stats()
     bar = not quiet if bar is None else bar
-    with progress_output(learn, bar=bar, table=not quiet):
+    from softsil_nb.parallel import parallel_ctx
+    from softsil_nb.distributed import world
+    with progress_output(learn, bar=bar, table=not quiet), (parallel_ctx(learn) if parallel else contextlib.nullcontext()):
         t0 = time.perf_counter()
         fit_method(learn, cfg.epochs, cfg.lr, cfg.stage2_epochs, cfg.stage2_lr)
         fit_s = time.perf_counter() - t0
@@ -426,9 +430,31 @@ def run_one(
     epochs = cfg.epochs + (cfg.stage2_epochs if get_method(cfg.method).stages == 2 else 0)
     timing = dict(fit_seconds=fit_s, seconds_per_epoch=fit_s / epochs, n_train=len(dls.train.dataset),
                   memory_format='channels_last' if hasattr(learn, 'channels_last') else 'contiguous')
+    if parallel: timing['world_size'] = world()[1]
     if cuda: timing['peak_cuda_mb'] = torch.cuda.max_memory_allocated() / 2**20
     return dict(key=cfg.key(), config=asdict(cfg), split=split, metrics=metrics, timing=timing, env=environment(),
                 finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+
+# %% ../nbs/07_experiments.ipynb #2c4c58e0
+def _rank_run(cfg:RunConfig, split:str):
+    "One rank of `run_one_parallel`: the run on the CPU under `parallel_ctx`; rank 0's record, None elsewhere."
+    from softsil_nb.distributed import world
+    rec = run_one(cfg, split, device='cpu', parallel=True)
+    return rec if world()[0] == 0 else None
+
+def run_one_parallel(
+    cfg:RunConfig, # what to run
+    split:str='test', # 'test' or 'valid', as `run_one`
+    device=None, # None or 'cpu': the ranks are gloo processes on the CPU (GPUs: launch with torchrun)
+    bar:bool=False, # unused (no bars from spawned processes); `run_suite`'s runner protocol
+    nproc:int=2, # processes
+    timeout:float=7 * 24 * 3600., # seconds for the whole run
+) -> dict: # rank 0's record (its timing has world_size)
+    "`run_one` trained on `nproc` gloo processes of this machine (the global batch `cfg.batch_size` split over them); a `runner` for `run_suite`."
+    import torch
+    from softsil_nb.distributed import run_ranks
+    if device is not None and torch.device(device).type != 'cpu': raise ValueError(f'run_one_parallel runs gloo processes on the CPU, got device={device!r}: launch with torchrun for GPUs')
+    return run_ranks(_rank_run, nproc, cfg, split, timeout=timeout, threads=max(1, (os.cpu_count() or 1) // nproc))[0]
 
 # %% ../nbs/07_experiments.ipynb #cbd569c4
 PAPER_METHODS = ('ce', 'ce+sil', 'ce+supcon', 'supcon2', 'supcon+sil', 'ce+supcon+sil', 'ce+triplet', 'ce+proxyanchor')

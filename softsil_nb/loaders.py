@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.foundation import L
-from fastai.torch_core import TensorBase, TensorCategory, default_device, to_device
+from fastai.torch_core import TensorBase, TensorCategory, default_device, to_device, to_detach
 from fastai.data.core import TfmdDL, DataLoaders
 from fastai.data.transforms import Category, CategoryMap, IntToFloatTensor, Normalize
 from fastai.vision.core import TensorImage, TensorImageBW
@@ -116,6 +116,13 @@ class ArrayDataset:
         return f'ArrayDataset({len(self):,} x {list(self.image_shape)} uint8 on {self.device}, {self.c} classes' + (', unlabelled)' if self.y is None else ')')
 
 # %% ../nbs/05_loaders.ipynb #8450fea1
+def _global_rows(m:int, rows:tuple) -> tuple[Tensor, int]:
+    "For a batch of `m` rows, V views (view-major) of the samples at `positions` of a global batch of `n` (`rows`): their rows among its V * n rows, and V * n."
+    pos, n = rows
+    if len(pos) == 0: raise ValueError('an empty slice of a global batch cannot keep the augmentation in step with the other ranks: use drop_last=True')
+    views = m // len(pos)
+    return (torch.arange(views)[:, None] * n + pos.cpu()[None]).reshape(-1), views * n
+
 class BatchAugment(Transform):
     "Random crop with padding, small rotation and zoom, optional flips: batched on the device, independent per sample, V views."
     split_idx, order = 0, 20 # training only; after IntToFloatTensor (10), before Normalize (99)
@@ -156,6 +163,13 @@ class BatchAugment(Transform):
                     dx=torch.randint(-self.pad, self.pad + 1, (n,), generator=g, device=device).float(),
                     dy=torch.randint(-self.pad, self.pad + 1, (n,), generator=g, device=device).float())
 
+    rows = None # set by a sharded `DeviceDataLoader` before each batch: (positions of this rank's samples, global batch size)
+    def batch_params(self, m:int, device) -> dict:
+        "Parameters for a batch of `m` rows: drawn for them, or, on a rank's slice, drawn for the global batch and the slice's rows taken."
+        if self.rows is None: return self.sample_params(m, device)
+        keep, total = _global_rows(m, self.rows)
+        return {k: v[keep.to(v.device)] for k, v in self.sample_params(total, device).items()}
+
     @staticmethod
     def apply(x:Tensor, p:dict) -> Tensor:
         "Resample float images `x` [N, C, H, W] with the parameters `p` (one per image)."
@@ -176,7 +190,7 @@ class BatchAugment(Transform):
     def encodes(self, x:TensorImage):
         t = x.as_subclass(Tensor)
         if self.n_views > 1: t = t.repeat(self.n_views, 1, 1, 1)
-        return self.apply(t, self.sample_params(len(t), t.device)).as_subclass(type(x))
+        return self.apply(t, self.batch_params(len(t), t.device)).as_subclass(type(x))
 
 # %% ../nbs/05_loaders.ipynb #3fcf046c
 class PerSampleAutoAugment(Transform):
@@ -203,11 +217,13 @@ class PerSampleAutoAugment(Transform):
         return gens['cpu']
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != '_gens'}
 
-    def sample_params(self, n:int) -> dict:
+    def sample_params(self, n:int, device=None) -> dict:
         "For `n` images, what `AutoAugment.get_params` draws for one: sub-policy index, two uniforms, two signs (on the CPU)."
         g = self._gen()
         return dict(policy=torch.randint(len(self.tv.policies), (n,), generator=g), probs=torch.rand(n, 2, generator=g),
                     signs=torch.randint(2, (n, 2), generator=g))
+
+    rows, batch_params = None, BatchAugment.batch_params # a rank's slice: the global batch's draw, the slice's rows (see `BatchAugment`)
 
     def ops(self, p:dict, image_size:tuple) -> list:
         "Per image, the (operation, magnitude) pairs it gets, in order, by torchvision's rule."
@@ -241,7 +257,7 @@ class PerSampleAutoAugment(Transform):
         t = x.as_subclass(Tensor)
         if t.dtype != torch.uint8: raise TypeError(f'PerSampleAutoAugment works on uint8 images (before IntToFloatTensor), got {t.dtype}')
         if self.n_views > 1: t = t.repeat(self.n_views, 1, 1, 1)
-        return self.apply(t, self.sample_params(len(t))).as_subclass(type(x))
+        return self.apply(t, self.batch_params(len(t), 'cpu')).as_subclass(type(x))
 
 def autoaugment_policy(name:str) -> str:
     "The AutoAugment policy for a dataset: torchvision's CIFAR-10 policy for the CIFAR datasets, its ImageNet policy otherwise."
@@ -325,16 +341,57 @@ class DeviceDataLoader(TfmdDL):
         if self.sampler is not None: return self.sampler(self.dataset.y, self._gen())
         return torch.randperm(self.n, generator=self._gen()) if self.shuffle else torch.arange(self.n)
 
+    rank, world_size, rows = 0, 1, None
+    def shard(self,
+        rank:int, # this process's rank
+        world_size:int, # number of ranks (1: the whole batches again)
+    ) -> DeviceDataLoader:
+        "Yield only `rank`'s slice of every batch, in place: the batches (`bs` is the global batch) and their order are every rank's, so all ranks need the same `seed`."
+        if not (isinstance(world_size, int) and world_size >= 1 and isinstance(rank, int) and 0 <= rank < world_size):
+            raise ValueError(f'shard needs 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}')
+        if world_size > 1 and self.bs % world_size:
+            raise ValueError(f'a batch of {self.bs} does not split into {world_size} equal slices: make the batch size a multiple of the number of ranks')
+        s = self.sampler
+        if world_size > 1 and s is not None and s.p % world_size and s.k % world_size:
+            raise ValueError(f'P x K batches (p={s.p}, k={s.k}) do not split into {world_size} balanced slices: p or k must be a multiple of the number of ranks')
+        self.rank, self.world_size = rank, world_size
+        return self
+
+    def to_detach(self, b, cpu:bool=True, gather:bool=True):
+        "fastai's `to_detach`, which gathers over the ranks wherever WORLD_SIZE > 1: here only for a sharded loader (an unsharded one gives every rank the whole batches)."
+        return to_detach(b, cpu, gather and self.world_size > 1)
+
+    def slice_positions(self, n:int) -> Tensor:
+        "Positions in a global batch of `n` of this rank's samples: an equal contiguous slice (P x K: p / W whole classes, else k / W of every class); a shorter tail in `array_split`'s slices."
+        w, r = self.world_size, self.rank
+        if w == 1: return torch.arange(n)
+        s = self.sampler
+        if n == self.bs and s is not None and s.p % w: # k / W images of each of the p classes (class-major batches)
+            return torch.arange(n).view(s.p, w, s.k // w)[:, r].reshape(-1)
+        sizes = [n // w + (i < n % w) for i in range(w)]
+        return torch.arange(sum(sizes[:r]), sum(sizes[:r + 1]))
+
     def create_batches(self, samps):
         idxs = torch.as_tensor(samps if isinstance(samps, Tensor) else list(samps), dtype=torch.long).to(self.dataset.device)
         stop = len(idxs) - len(idxs) % self.bs if self.drop_last else len(idxs)
-        for i in range(0, stop, self.bs): yield self.dataset.batch(idxs[i:i + self.bs])
+        for i in range(0, stop, self.bs):
+            b = idxs[i:i + self.bs]
+            if self.world_size > 1:
+                pos = self.slice_positions(len(b))
+                self.rows, b = (pos, len(b)), b[pos.to(b.device)]
+            yield self.dataset.batch(b)
 
     def __iter__(self):
         self.randomize(); self.before_iter()
-        for b in self.create_batches(self.get_idxs()):
-            if self.device is not None and b[0].device != self.device: b = to_device(b, self.device)
-            yield self.after_batch(b)
+        draws = [t for t in self.after_batch.fs if hasattr(t, 'batch_params')] # the augmentations: a slice takes its rows of the global draw
+        try:
+            for b in self.create_batches(self.get_idxs()):
+                if self.device is not None and b[0].device != self.device: b = to_device(b, self.device)
+                for t in draws: t.rows = self.rows
+                yield self.after_batch(b)
+        finally:
+            for t in draws: t.rows = None
+            self.rows = None
         self.after_iter()
 
     def new(self, dataset=None, cls=None, **kwargs):
