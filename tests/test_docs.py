@@ -97,9 +97,9 @@ def test_pages_load_nothing_from_outside_and_no_link_is_broken(site):
         if u.fragment and target.suffix == '.html':
             if target not in ids: ids[target] = {e['id'] for e in BeautifulSoup(target.read_text(), 'html.parser').find_all(id=True)}
             assert u.fragment in ids[target], f'{f.name}: no #{u.fragment} in {target.name}'
-    css = (site/'assets'/'katex'/'katex.min.css').read_text()
+    css = (site/'assets'/'katex'/'dist'/'katex.min.css').read_text()
     for font in re.findall(r'url\((fonts/[^)]+)\)', css):
-        assert (site/'assets'/'katex'/font).exists(), font                       # KaTeX's fonts travel with the site
+        assert (site/'assets'/'katex'/'dist'/font).exists(), font                       # KaTeX's fonts travel with the site
 
 
 def test_repository_issues_paper_and_source_links(site):
