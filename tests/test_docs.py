@@ -317,6 +317,7 @@ def browser(site):
             page.on('requestfailed', lambda r: urlsplit(r.url).hostname == '127.0.0.1' and log['failed'].append(f'{r.url} ({r.failure})'))
             page.on('response', lambda r: r.status >= 400 and log['failed'].append(f'{r.url} (HTTP {r.status})'))
             page.goto(base + href, wait_until='networkidle')
+            page.wait_for_selector('body[data-math=done]', state='attached', timeout=30_000)   # KaTeX has run
             page.evaluate('document.fonts.ready.then(() => true)')
             return page
         try: yield {'base': base, 'open': open_page, 'log': log, 'shots': shots}
