@@ -36,6 +36,7 @@ def scrub(text:str) -> str:
 
 
 def result(text, cls='nb-output') -> str:
+    "An output as a fenced block marked `cls`, as extra.css shows results."
     text = scrub(strip_ansi(text)).rstrip()
     fence = '`' * max([3] + [len(m) + 1 for m in re.findall(r'`{3,}', text)])
     return f'\n{fence}{{ .text .{cls} }}\n{text}\n{fence}\n'
@@ -61,7 +62,8 @@ def on_files(files, config):
     for nb, r in zip(nbs, runs):
         href = html_name(nb)
         if r['nb'] is None: md, res = f'# {nb.stem}\n\nThis notebook failed when the docs were built:\n{result(r["error"], "nb-error")}', {}
-        else: md, res = exporter.from_notebook_node(nbformat.reads(json.dumps(r['nb']), 4), resources={'output_files_dir': Path(href).stem + '_files'})
+        else: md, res = exporter.from_notebook_node(nbformat.reads(json.dumps(r['nb']), 4),
+                                                    resources={'output_files_dir': Path(href).stem + '_files'})
         up = '../' * href.count('/')
         pages[href] = md.lstrip().replace(DOC_URL, up), res.get('outputs', {}), nb
         RESULTS.append({'src': nb.relative_to(ROOT).as_posix(), 'href': href, 'error': r['error'],
@@ -79,7 +81,7 @@ def on_files(files, config):
         page = File.generated(config, srcs[href], content=md)
         page.dest_uri = href
         files.append(page)
-        for name, data in figs.items(): files.append(File.generated(config, posixpath.join(posixpath.dirname(href), name), content=data))
+        files.extend(File.generated(config, posixpath.join(posixpath.dirname(href), k), content=v) for k, v in figs.items())
     return files
 
 

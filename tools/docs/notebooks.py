@@ -28,7 +28,7 @@ class NotebookError(Exception): "A cell raised; the message is execnb's tracebac
 
 def notebooks() -> list[Path]:
     "Every notebook under nbs/ (not `_`-named, not in `_`/`.` folders), in reading order: index, library, folders."
-    nbs = CFG.config_path/CFG.nbs_path
+    nbs = CFG.nbs_path
     found = [p for p in nbs.rglob('*.ipynb') if not any(s.startswith(('_', '.')) for s in p.relative_to(nbs).parts)]
     return sorted(found, key=lambda p: (len(p.relative_to(nbs).parts), p.stem != 'index', p.relative_to(nbs).as_posix()))
 
@@ -37,7 +37,8 @@ class Renderer(BasicMarkdownRenderer):
     "nbdev's `show_doc` with the anchor `_modidx.py` links to, a source link, and the docments as a table."
     def _repr_markdown_(self):
         src, ps = NbdevLookup().code(self.fn), [str(p) for p in self.sig.parameters.values()] if self.sig else []
-        ret = '' if not self.sig or self.sig.return_annotation is self.sig.empty else f' -> {inspect.formatannotation(self.sig.return_annotation)}'
+        ra = self.sig.return_annotation if self.sig else inspect.Signature.empty
+        ret = '' if ra is inspect.Signature.empty else f' -> {inspect.formatannotation(ra)}'
         sig = f'{self.nm}({", ".join(ps)}){ret}'
         if len(sig) > 80: sig = f'{self.nm}(\n' + ''.join(f'    {p},\n' for p in ps) + f'){ret}'
         md = f'<div class="showdoc" markdown>\n\n{"#" * self.title_level} {self.nm} {{ #{self.nm.lower()} .api-name }}\n\n'
@@ -113,9 +114,10 @@ def _nbformat(nb) -> dict:
         if c.cell_type == 'code':
             if re.search(r'^#\|\s*echo:\s*false', src, re.M): meta['transient'] = {'remove_source': True}
             src = re.sub(r'^#\|.*(\n|$)', '', src, flags=re.M)
-        cells.append(dict(id=f'c{i}', cell_type=c.cell_type, source=src, metadata=meta, **({'outputs': [dict(o) for o in c.get(
-            'outputs', [])], 'execution_count': None} if c.cell_type == 'code' else {}), **({'attachments': dict(
-            c.attachments)} if c.get('attachments') else {})))
+        cell = dict(id=f'c{i}', cell_type=c.cell_type, source=src, metadata=meta)
+        if c.cell_type == 'code': cell.update(outputs=[dict(o) for o in c.get('outputs', [])], execution_count=None)
+        if c.get('attachments'): cell['attachments'] = dict(c.attachments)
+        cells.append(cell)
         if c.cell_type == 'raw' and fm.get('description'):
             cells.append(dict(id='desc', cell_type='markdown', source=f'{fm["description"]}\n{{ .nb-description }}', metadata={}))
     meta = {'language_info': {'name': 'python'}, 'title': fm.get('title')}
