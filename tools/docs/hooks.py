@@ -81,7 +81,7 @@ def on_files(files, config):
         page = File.generated(config, srcs[href], content=md)
         page.dest_uri = href
         files.append(page)
-        files.extend(File.generated(config, posixpath.join(posixpath.dirname(href), k), content=v) for k, v in figs.items())
+        for name, data in figs.items(): files.append(File.generated(config, posixpath.join(posixpath.dirname(href), name), content=data))
     return files
 
 
