@@ -37,16 +37,16 @@ run: $(STAMP)
 data: $(STAMP)
 	$(BIN)/python -c "from softsil_nb.data import fetch_all; fetch_all()"
 
-# Docs: the notebooks, executed, as a static site in _site/ (tools/build_docs.py: MkDocs + Material, settings.ini pins
-# them in dev_requirements). KaTeX (npm, pinned in tools/docs/package*.json) goes to tools/docs/node_modules/, and
-# from there into the site, so the pages load nothing from outside.
+# Docs: the notebooks, executed, as a static site in _site/ (MkDocs + Material, pinned in settings.ini's
+# dev_requirements; tools/docs/hooks.py makes the pages). KaTeX (npm, pinned in tools/docs/package*.json) goes to
+# tools/docs/node_modules/, and from there into the site, so the pages load nothing from outside.
 $(KATEX): tools/docs/package.json tools/docs/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is needed for KaTeX: apt-get install nodejs npm"; exit 1; }
 	npm ci --prefix tools/docs --no-audit --no-fund --loglevel=error
 	@touch $(KATEX)
 
 docs: $(STAMP) $(KATEX)
-	$(BIN)/python tools/build_docs.py
+	$(BIN)/python -m mkdocs build -q -d _site
 
 # Headless Chromium for the docs test (Debian's package; Playwright drives it, its own browser download is not used).
 browser:

@@ -1,22 +1,22 @@
-"""The documentation site (MkDocs + Material, `make docs`): every notebook a page, built by tools/build_docs.py, read as
+"""The documentation site (MkDocs + Material, `make docs`): every notebook a page (tools/docs/hooks.py), read as
 HTML and opened in headless Chromium (Debian's `chromium`, driven by Playwright) from a server on 127.0.0.1 that the
 test starts and stops. Needs KaTeX (npm, `make docs`), chromium and playwright (`make browser`).
 Screenshots go to $DOCS_SCREENSHOTS (default: `_screenshots/` in the built site)."""
 import ast, builtins, functools, http.server, importlib, inspect, json, os, re, shutil, subprocess, sys, threading
+from types import SimpleNamespace
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
 
 import pytest
 from bs4 import BeautifulSoup
+from nbdev.config import get_config
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT/'tools'))
-from docs.site import discover, settings         # noqa: E402
 
 CI = os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
 LOSS_PAGE, LOSS_NB = 'losses.html', ROOT/'nbs'/'01_losses.ipynb'
-CFG = settings()
+CFG = get_config(path=ROOT)
 GIT_URL = CFG['git_url'].rstrip('/')
 
 
@@ -44,21 +44,22 @@ def site(tmp_path_factory):
     need(katex_missing())
     out = tmp_path_factory.mktemp('docs')/'site'
     jobs = 1 if os.environ.get('PYTEST_XDIST_WORKER') else (os.cpu_count() or 1)   # under xdist another worker is busy
-    r = subprocess.run([sys.executable, str(ROOT/'tools'/'build_docs.py'), '--out', str(out), '--jobs', str(jobs)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    r = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '-q', '-d', str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=3600, env={**os.environ, 'DOCS_JOBS': str(jobs)})
     # a notebook that fails is reported by test_every_notebook_is_a_page; the other pages are still checked
     assert (out/'build.json').exists(), f'the docs build did not run:\n{r.stdout[-8000:]}\n{r.stderr[-4000:]}'
+    global PAGES
+    PAGES = [SimpleNamespace(**p) for p in json.loads((out/'build.json').read_text())['pages']]
     return out
 
 
 def soup(site, href): return BeautifulSoup((site/href).read_text(encoding='utf-8'), 'html.parser')
-@functools.lru_cache(None)
-def pages(): return discover()
+PAGES = []
+def pages(): return PAGES       # as the build wrote them (build.json), in reading order
 
 
 def test_every_notebook_is_a_page(site):
-    built = json.loads((site/'build.json').read_text())
-    bad = {p['src']: p['error'] for p in built['pages'] if p['src'] in built['failed']}
+    bad = {p.src: p.error for p in pages() if p.error}
     assert not bad, 'pages that failed to build:\n' + '\n'.join(f'{k}:\n{v[-3000:]}' for k, v in bad.items())
     nbs = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT/'nbs').rglob('*.ipynb')
                  if '.ipynb_checkpoints' not in p.parts and not p.name.startswith('_'))
@@ -96,9 +97,9 @@ def test_pages_load_nothing_from_outside_and_no_link_is_broken(site):
         if u.fragment and target.suffix == '.html':
             if target not in ids: ids[target] = {e['id'] for e in BeautifulSoup(target.read_text(), 'html.parser').find_all(id=True)}
             assert u.fragment in ids[target], f'{f.name}: no #{u.fragment} in {target.name}'
-    css = (site/'assets'/'katex'/'katex.min.css').read_text()
+    css = (site/'assets'/'katex'/'dist'/'katex.min.css').read_text()
     for font in re.findall(r'url\((fonts/[^)]+)\)', css):
-        assert (site/'assets'/'katex'/font).exists(), font                       # KaTeX's fonts travel with the site
+        assert (site/'assets'/'katex'/'dist'/font).exists(), font                       # KaTeX's fonts travel with the site
 
 
 def test_repository_issues_paper_and_source_links(site):
@@ -316,6 +317,7 @@ def browser(site):
             page.on('requestfailed', lambda r: urlsplit(r.url).hostname == '127.0.0.1' and log['failed'].append(f'{r.url} ({r.failure})'))
             page.on('response', lambda r: r.status >= 400 and log['failed'].append(f'{r.url} (HTTP {r.status})'))
             page.goto(base + href, wait_until='networkidle')
+            page.wait_for_selector('body[data-math=done]', state='attached', timeout=30_000)   # KaTeX has run
             page.evaluate('document.fonts.ready.then(() => true)')
             return page
         try: yield {'base': base, 'open': open_page, 'log': log, 'shots': shots}

@@ -6,7 +6,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'tools'))
-from docs.site import run_notebook      # noqa: E402
+from docs.notebooks import run_notebook      # noqa: E402
 
 NBS = ROOT/'nbs'
 notebooks = sorted(p for p in NBS.rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts and not p.name.startswith('_'))

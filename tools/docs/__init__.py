@@ -1,1 +1,1 @@
-"The docs build: what MkDocs (mkdocs.yml) cannot do -- execute the notebooks, show_doc tables, Markdown pages (see tools/build_docs.py)."
+"The docs build: MkDocs hooks (hooks.py) and the notebooks run for their pages (notebooks.py); see the README's Development section."
