@@ -15,12 +15,13 @@ except ImportError: fcntl = None   # no claims or append lock without it (Window
 
 # %% auto #0
 __all__ = ['LOSS_VERSION', 'VERDICT_RULE', 'PAPER_METHODS', 'PAPER_DATASETS', 'BASELINE_METHODS', 'PROXYANCHOR_RERUN',
-           'PAPER_BASELINES', 'CHOSEN', 'PAPER_ORIGINAL_DATASETS', 'PAPER_ORIGINAL_METHODS', 'PAPER_ORIGINAL_BUDGET',
-           'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile', 't_interval', 'outcome', 'hierarchical_bootstrap',
-           'dataset_tests', 'average_outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table',
-           'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'suite', 'run_suite', 'paper_original', 'dry_run',
-           'sweep_table', 'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame',
-           'main_frame', 'balanced_table', 'clamp_note', 'report', 'coverage', 'readme_results']
+           'PAPER_BASELINES', 'CHOSEN', 'MEMORY_DATASETS', 'MEMORY_MOMENTUM', 'PAPER_ORIGINAL_DATASETS',
+           'PAPER_ORIGINAL_METHODS', 'PAPER_ORIGINAL_BUDGET', 'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile',
+           't_interval', 'outcome', 'hierarchical_bootstrap', 'dataset_tests', 'average_outcome', 'results_frame',
+           'accuracy_table', 'paired_differences', 'paired_table', 'SkipValidation', 'build_learner', 'evaluate',
+           'run_one', 'suite', 'run_suite', 'paper_original', 'dry_run', 'sweep_table', 'measure_overhead',
+           'measure_peak_memory', 'verdicts', 'ablation_table', 'suite_frame', 'main_frame', 'balanced_table',
+           'clamp_note', 'report', 'coverage', 'readme_results']
 
 # %% ../nbs/07_experiments.ipynb #71addf97
 LOSS_VERSION = 1   # bump when a loss definition changes: results of older versions are not mixed with new ones
@@ -349,6 +350,13 @@ def _subset(cfg:RunConfig, split:str):
     return data.subset(cfg.k_per_class, seed=cfg.seed, valid_k=cfg.k_per_class if split == 'valid' else 0)
 
 # %% ../nbs/07_experiments.ipynb #fa78600c
+def _with_memory(momentum:float, sil_loss, n_classes:int, dim:int):
+    "The run's silhouette term (the default one when None) with a `ClassMemory` of `momentum` over `n_classes` classes of `dim` features."
+    from softsil_nb.losses import SoftSilhouetteLoss
+    from softsil_nb.memory import ClassMemory
+    opts = {k: getattr(sil_loss, k) for k in ('metric', 'temperature', 'soft_min', 'denominator', 'average')} if sil_loss is not None else {}
+    return SoftSilhouetteLoss(**opts, num_classes=n_classes, memory=ClassMemory(n_classes, dim, momentum))
+
 def build_learner(cfg:RunConfig, split:str='test', device=None):
     "The DataLoaders and Learner of a run (seeded), validating on the test split or on the validation set."
     import torch
@@ -373,6 +381,7 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
         from softsil_nb.losses import SoftSilhouetteLoss
         sil_opts = {k: kw.pop(k) for k in ('temperature', 'soft_min', 'metric', 'denominator', 'average') if k in kw}
         kw['sil_loss'] = SoftSilhouetteLoss(**sil_opts)
+    if 'memory' in kw: kw['sil_loss'] = _with_memory(kw.pop('memory'), kw.get('sil_loss'), data.n_classes, kw.get('feat_dim', 128))
     if cfg.version < 2: kw.setdefault('loss_lr_mult', 1.0)         # version 1 ran the loss's parameters at the head's rate
     cbs = [SkipValidation(), ChannelsLast()] + ([ClampRateCallback()] if kw.get('sil_loss') is not None and kw['sil_loss'].soft_min == 'logsumexp' else [])
     learn = method_learner(dls, method, arch=cfg.arch, metrics=[], cbs=cbs, **kw)
@@ -440,13 +449,16 @@ from .callbacks import SIL_WEIGHT
 CHOSEN = dict(sil=SIL_WEIGHT)   # 3.0, chosen by the `sweep` suite on validation sets (see below); temperature stays 0.1. The methods
 # table has it as its default too; the runner still records it as an override, so that the keys of finished runs do not change
 
+MEMORY_DATASETS = ('uci_digits', 'opencv_digits')   # the `memory` suite: two 10-class digit tasks, fast on a CPU
+MEMORY_MOMENTUM = 0.9                              # its `ClassMemory` decay: an embedding's weight halves in 6.6 steps
+
 def _chosen(cfg:RunConfig) -> RunConfig:
     "Apply the sweep's choice to a configuration whose method has a silhouette term."
     from softsil_nb.learner import get_method
     return cfg.with_overrides(**CHOSEN) if get_method(cfg.method).sil > 0 else cfg
 
 def suite(name:str) -> list:
-    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation', 'sweep', 'baselines', 'arch2' or 'paper-original'."
+    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation', 'sweep', 'baselines', 'arch2', 'memory' or 'paper-original'."
     if name == 'quick':
         return [_chosen(RunConfig('uci_digits', m, s, k_per_class=50, epochs=20, batch_size=64)) for s in range(3) for m in ('ce', 'ce+sil', 'ce+supcon+sil')]
     if name == 'paper':
@@ -475,6 +487,9 @@ def suite(name:str) -> list:
     if name == 'arch2':                               # a second architecture: EfficientNet-B0 from scratch, the main table's protocol
         return [_chosen(RunConfig(d, m, s, k_per_class=50, epochs=30, batch_size=128, arch='efficientnet_b0')) for s in range(3)
                 for d in ('fashion_mnist', 'animal_mnist') for m in ('ce', 'ce+sil', 'supcon2', 'ce+supcon+sil')]
+    if name == 'memory':                              # batches that miss classes: ce+sil with and without a class memory, paired seeds
+        return [c.with_overrides(memory=MEMORY_MOMENTUM) if mem else c for s in range(5) for d in MEMORY_DATASETS for bs in (8, 16) for mem in (False, True)
+                for c in [dataclasses.replace(_chosen(RunConfig(d, 'ce+sil', s, k_per_class=50, epochs=30, batch_size=bs)), version=2)]]
     if name == 'paper-original': return paper_original() # the paper's own datasets and encoder (a GPU and the internet)
     from softsil_nb.registry import SUITES
     raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}")

@@ -23,6 +23,7 @@ from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
 from .silhouette import silhouette_score, _check_choice, soft_silhouette_samples, clamp_fraction
 from .losses import CombinedLoss, SoftSilhouetteLoss, PMLLoss, CenterLoss, INPUTS
+from .memory import attach_memory
 from .models import EmbeddingClassifier, create_model, embedding_splitter
 from .callbacks import SIL_WEIGHT
 
@@ -589,6 +590,7 @@ def method_learner(
     loss = CombinedLoss(**m.weights(0), supcon_temperature=supcon_temperature, sil_loss=sil_loss,
                         pml_loss=pml_loss if m.pml > 0 else None, sil_input=sil_input, supcon_input=supcon_input,
                         pml_input=pml_input, label_smoothing=label_smoothing)
+    attach_memory(model, loss)                                             # a class memory is state: learn.save / load keep it with the model
     splitter = WithLossParams(loss, embedding_splitter if isinstance(model, EmbeddingClassifier) else None)
     callbacks = [LossTermsCallback(), MixViewsCheck()]
     if m.views > 1 or aug is not None: callbacks.append(MultiViewCallback(m.views, aug))
