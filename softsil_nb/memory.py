@@ -32,7 +32,7 @@ class ClassMemory(nn.Module):
     def update(self, sums:Tensor, sq_sums:Tensor, counts:Tensor):
         "Decay the memory, then add one step's class sums (detached)."
         for buf, new in ((self.sums, sums), (self.sq_sums, sq_sums), (self.counts, counts)):
-            buf.mul_(self.momentum).add_(new.detach().to(buf.dtype))
+            buf.mul_(self.momentum).add_(new.detach().to(buf))             # its device and dtype
 
     @torch.no_grad()
     def reset(self):
@@ -97,7 +97,7 @@ def memory_silhouette_samples(
         sums = _class_sums(z, codes, c), _class_sums(z.pow(2).sum(1), codes, c)    # this batch's S_c, Q_c (with gradient)
         counts = _class_sums(z.new_ones(len(z)), codes, c)
         if batch is not None: sums, counts = batch.sum(*sums), batch.total(counts)  # the global batch's, on every rank
-        mem = [t.to(z.dtype) for t in (memory.sums, memory.sq_sums, memory.counts)]
+        mem = [t.to(z) for t in (memory.sums, memory.sq_sums, memory.counts)]   # the embeddings' device and dtype
         r = _from_class_sums(z, codes, sums[0] + mem[0], sums[1] + mem[1], counts + mem[2], metric, True, tau, soft_min, denominator, eps)
         if memory.training: memory.update(sums[0], sums[1], counts)         # after the read: z_i never meets itself
     return r
