@@ -11,6 +11,7 @@ from fastai.callback.training import GradientAccumulation
 from fastai.learner import Metric
 from fastai.torch_core import find_bs
 from .losses import SoftSilhouetteLoss, SupConLoss, INPUTS
+from .memory import attach_memory
 from .models import EmbeddingClassifier
 
 # %% auto #0
@@ -180,15 +181,21 @@ class SoftSilhouetteCallback(LossTermCallback):
                  weight:float=SIL_WEIGHT, # weight of the term (the sweep's choice by default)
                  layer=None, # None: the features the classifier reads; a module, or a function model -> module (its output); or an output name
                  column:bool=True, # the term's own column `sil`; False: `LossTermsCallback` logs it
-                 **loss_kwargs): # options of `SoftSilhouetteLoss` (metric, temperature, soft_min, num_classes, check_inputs, ...)
+                 **loss_kwargs): # options of `SoftSilhouetteLoss` (metric, temperature, soft_min, num_classes, check_inputs, memory, ...)
         super().__init__(weight, layer, column)
         if 'reduction' in loss_kwargs: raise TypeError('SoftSilhouetteCallback: reduction is not an option: the Learner\'s loss decides it')
         self.loss_kwargs = loss_kwargs
         self.sil_loss = SoftSilhouetteLoss(**loss_kwargs, reduction='none')      # bad options fail here, not at the first batch
     def setup(self):
         c = getattr(self.dls, 'c', None)
-        if 'num_classes' not in self.loss_kwargs and isinstance(c, int) and not isinstance(c, bool) and c >= 1:
-            self.sil_loss = SoftSilhouetteLoss(**self.loss_kwargs, num_classes=c, reduction='none')
+        kw = dict(self.loss_kwargs)
+        if kw.get('memory') is not None: kw.setdefault('num_classes', kw['memory'].num_classes)
+        if 'num_classes' not in kw and isinstance(c, int) and not isinstance(c, bool) and c >= 1: kw['num_classes'] = c
+        if kw != self.loss_kwargs: self.sil_loss = SoftSilhouetteLoss(**kw, reduction='none')
+        self.after_create()
+    def after_create(self):
+        "A class memory becomes part of the model: `learn.save` / `load` keep it, `model.eval()` stops its updates."
+        if self.loss_kwargs.get('memory') is not None: attach_memory(self.learn.model, self.loss_kwargs['memory'])
     def term(self, feats, y): return self.sil_loss(feats, y)
 
 # %% ../nbs/06a_callbacks.ipynb #14d56f99

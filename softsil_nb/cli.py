@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument('--rounds', type=pos, default=10, help='interleaved rounds of timed steps')
     rp = add('report', 'tables, verdicts and figures from results files')
     rp.add_argument('--results', nargs='+', default=['results/paper.jsonl', 'results/full.jsonl', 'results/ablation.jsonl', 'results/sweep.jsonl',
-                                                           'results/baselines.jsonl', 'results/arch2.jsonl'],
+                                                           'results/baselines.jsonl', 'results/arch2.jsonl', 'results/memory.jsonl'],
                     help='results files (each must exist)')
     rp.add_argument('--readme', default=None, help='also rewrite the results block of this README (between its marker comments)')
     rp.add_argument('--overhead', default='results/overhead.json', help='overhead measurement (`softsil overhead`), used when present')

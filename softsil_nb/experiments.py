@@ -15,13 +15,14 @@ except ImportError: fcntl = None   # no claims or append lock without it (Window
 
 # %% auto #0
 __all__ = ['LOSS_VERSION', 'VERDICT_RULE', 'PAPER_METHODS', 'PAPER_DATASETS', 'BASELINE_METHODS', 'PROXYANCHOR_RERUN',
-           'PAPER_BASELINES', 'CHOSEN', 'PAPER_ORIGINAL_DATASETS', 'PAPER_ORIGINAL_METHODS', 'PAPER_ORIGINAL_BUDGET',
-           'PAIRED_NOTE', 'RunConfig', 'environment', 'ResultsFile', 't_interval', 'outcome', 'hierarchical_bootstrap',
-           'dataset_tests', 'average_outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table',
-           'SkipValidation', 'build_learner', 'evaluate', 'run_one', 'run_one_parallel', 'suite', 'run_suite',
-           'paper_original', 'dry_run', 'sweep_table', 'measure_overhead', 'measure_peak_memory', 'verdicts',
-           'ablation_table', 'suite_frame', 'main_frame', 'balanced_table', 'clamp_note', 'report', 'coverage',
-           'readme_results']
+           'PAPER_BASELINES', 'CHOSEN', 'MEMORY_DATASETS', 'MEMORY_MOMENTUM', 'PAPER_ORIGINAL_DATASETS',
+           'PAPER_ORIGINAL_METHODS', 'PAPER_ORIGINAL_BUDGET', 'PAIRED_NOTE', 'MEMORY_METHOD', 'RunConfig',
+           'environment', 'ResultsFile', 't_interval', 'outcome', 'hierarchical_bootstrap', 'dataset_tests',
+           'average_outcome', 'results_frame', 'accuracy_table', 'paired_differences', 'paired_table', 'SkipValidation',
+           'build_learner', 'evaluate', 'run_one', 'run_one_parallel', 'suite', 'run_suite', 'paper_original',
+           'dry_run', 'sweep_table', 'measure_overhead', 'measure_peak_memory', 'verdicts', 'ablation_table',
+           'suite_frame', 'main_frame', 'balanced_table', 'clamp_note', 'report', 'memory_frame', 'memory_section',
+           'coverage', 'readme_results']
 
 # %% ../nbs/07_experiments.ipynb #71addf97
 LOSS_VERSION = 1   # bump when a loss definition changes: results of older versions are not mixed with new ones
@@ -350,6 +351,13 @@ def _subset(cfg:RunConfig, split:str):
     return data.subset(cfg.k_per_class, seed=cfg.seed, valid_k=cfg.k_per_class if split == 'valid' else 0)
 
 # %% ../nbs/07_experiments.ipynb #fa78600c
+def _with_memory(momentum:float, sil_loss, n_classes:int, dim:int):
+    "The run's silhouette term (the default one when None) with a `ClassMemory` of `momentum` over `n_classes` classes of `dim` features."
+    from softsil_nb.losses import SoftSilhouetteLoss
+    from softsil_nb.memory import ClassMemory
+    opts = {k: getattr(sil_loss, k) for k in ('metric', 'temperature', 'soft_min', 'denominator', 'average')} if sil_loss is not None else {}
+    return SoftSilhouetteLoss(**opts, num_classes=n_classes, memory=ClassMemory(n_classes, dim, momentum))
+
 def build_learner(cfg:RunConfig, split:str='test', device=None):
     "The DataLoaders and Learner of a run (seeded), validating on the test split or on the validation set."
     import torch
@@ -374,6 +382,7 @@ def build_learner(cfg:RunConfig, split:str='test', device=None):
         from softsil_nb.losses import SoftSilhouetteLoss
         sil_opts = {k: kw.pop(k) for k in ('temperature', 'soft_min', 'metric', 'denominator', 'average') if k in kw}
         kw['sil_loss'] = SoftSilhouetteLoss(**sil_opts)
+    if 'memory' in kw: kw['sil_loss'] = _with_memory(kw.pop('memory'), kw.get('sil_loss'), data.n_classes, kw.get('feat_dim', 128))
     if cfg.version < 2: kw.setdefault('loss_lr_mult', 1.0)         # version 1 ran the loss's parameters at the head's rate
     cbs = [SkipValidation(), ChannelsLast()] + ([ClampRateCallback()] if kw.get('sil_loss') is not None and kw['sil_loss'].soft_min == 'logsumexp' else [])
     learn = method_learner(dls, method, arch=cfg.arch, metrics=[], cbs=cbs, **kw)
@@ -466,13 +475,16 @@ from .callbacks import SIL_WEIGHT
 CHOSEN = dict(sil=SIL_WEIGHT)   # 3.0, chosen by the `sweep` suite on validation sets (see below); temperature stays 0.1. The methods
 # table has it as its default too; the runner still records it as an override, so that the keys of finished runs do not change
 
+MEMORY_DATASETS = ('uci_digits', 'opencv_digits')   # the `memory` suite: two 10-class digit tasks, fast on a CPU
+MEMORY_MOMENTUM = 0.9                              # its `ClassMemory` decay: an embedding's weight halves in 6.6 steps
+
 def _chosen(cfg:RunConfig) -> RunConfig:
     "Apply the sweep's choice to a configuration whose method has a silhouette term."
     from softsil_nb.learner import get_method
     return cfg.with_overrides(**CHOSEN) if get_method(cfg.method).sil > 0 else cfg
 
 def suite(name:str) -> list:
-    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation', 'sweep', 'baselines', 'arch2' or 'paper-original'."
+    "The configurations of a named suite: 'quick', 'paper', 'full', 'ablation', 'sweep', 'baselines', 'arch2', 'memory' or 'paper-original'."
     if name == 'quick':
         return [_chosen(RunConfig('uci_digits', m, s, k_per_class=50, epochs=20, batch_size=64)) for s in range(3) for m in ('ce', 'ce+sil', 'ce+supcon+sil')]
     if name == 'paper':
@@ -501,6 +513,9 @@ def suite(name:str) -> list:
     if name == 'arch2':                               # a second architecture: EfficientNet-B0 from scratch, the main table's protocol
         return [_chosen(RunConfig(d, m, s, k_per_class=50, epochs=30, batch_size=128, arch='efficientnet_b0')) for s in range(3)
                 for d in ('fashion_mnist', 'animal_mnist') for m in ('ce', 'ce+sil', 'supcon2', 'ce+supcon+sil')]
+    if name == 'memory':                              # batches that miss classes: ce+sil with and without a class memory, paired seeds
+        return [c.with_overrides(memory=MEMORY_MOMENTUM) if mem else c for s in range(5) for d in MEMORY_DATASETS for bs in (8, 16) for mem in (False, True)
+                for c in [dataclasses.replace(_chosen(RunConfig(d, 'ce+sil', s, k_per_class=50, epochs=30, batch_size=bs)), version=2)]]
     if name == 'paper-original': return paper_original() # the paper's own datasets and encoder (a GPU and the internet)
     from softsil_nb.registry import SUITES
     raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}")
@@ -812,6 +827,8 @@ def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
         parts.append('Seconds per epoch as the runs went (not interleaved; see the overhead table for ratios):\n\n'
                      + accuracy_table(sub, 'seconds_per_epoch', pct=False))
         if name == 'paper': main = sub
+    mem = memory_section(recs)
+    if mem: parts.append('### A class memory: batches that miss classes\n\n' + mem)
     abl = ablation_table(recs)
     if abl: parts.append('### Ablation (fashion_mnist, ce+sil, 50 images per class)\n\n' + abl + ('\n\n' + clamp_note(recs) if clamp_note(recs) else ''))
     if overhead:
@@ -824,13 +841,37 @@ def report(records:list, overhead:dict|None=None, memory:dict|None=None) -> str:
         parts.append('### Verdicts\n\nThe rule (fixed before the `baselines` runs landed): ' + VERDICT_RULE + '\n\n' + '\n'.join(f'- **{k}**: {v[0]}. {v[1]}' for k, v in verdicts(main, overhead).items()))
     return '\n\n'.join(parts)
 
+# %% ../nbs/07_experiments.ipynb #b7e0a1c2
+MEMORY_METHOD = 'ce+sil+memory'   # the name tables give the `memory` suite's runs with a class memory
+
+def memory_frame(records:list):
+    "The `memory` suite's test runs, one column per (dataset, batch size) as `dataset`, runs with a memory named `MEMORY_METHOD`."
+    df = suite_frame(records, 'memory')
+    if not len(df): return df
+    mem = df['overrides'].map(lambda o: 'memory' in dict(o))
+    return df.assign(method=df['method'].where(~mem, MEMORY_METHOD), dataset=[f'{d}, batch {b}' for d, b in zip(df['dataset'], df['batch_size'])])
+
+def memory_section(records:list) -> str:
+    "Markdown: the `memory` suite's accuracies, the paired difference of the memory against the same runs without it, and the verdict rule's outcome; '' without its records."
+    df = memory_frame([r for r in records if r.get('split', 'test') == 'test'])
+    if not len(df): return ''
+    c0, n_cells = suite('memory')[0], len(MEMORY_DATASETS) * 2
+    return (f"Batches of 8 or 16 on 10-class tasks miss classes, and a class with one sample in the batch gives it no a(i). ce+sil ({c0.epochs} epochs, "
+            f"lr {c0.lr}, 50 labelled images per class, record version 2) with and without a `ClassMemory` (momentum {MEMORY_MOMENTUM}: decayed "
+            f"per-class sums of past embeddings, so that a(i) and b(i) see classes the batch lacks), paired by seed. {len(df)} of {len(suite('memory'))} runs; "
+            f"top-1 test accuracy (%), mean ± sd over seeds:\n\n" + accuracy_table(df, methods=['ce+sil', MEMORY_METHOD])
+            + f'\n\nPaired difference of the memory ({PAIRED_NOTE}; with {n_cells} columns the smallest two-sided Wilcoxon p is '
+            f'{2 / 2 ** n_cells:.3f}, so by the verdict rule the average can be a tie at best, and the per-column t intervals are the evidence):\n\n'
+            + paired_table(df, 'ce+sil', [MEMORY_METHOD])
+            + '\n\nExact silhouette (cosine) of the test features:\n\n' + accuracy_table(df, 'silhouette_cosine', methods=['ce+sil', MEMORY_METHOD], pct=False))
+
 # %% ../nbs/07_experiments.ipynb #a1b2c3e2
 def coverage(records:list) -> str:
-    "Markdown list: for each of the paper, full, ablation, baselines and arch2 suites, the runs `records` hold out of its runs, seed by seed, and their summed fit time."
+    "Markdown list: for each of the paper, full, ablation, baselines, arch2 and memory suites, the runs `records` hold out of its runs, seed by seed, and their summed fit time."
     first, out = {}, []
     for r in records:
         if r.get('split', 'test') == 'test': first.setdefault(r['key'], r)                      # a run counts once, as its first record
-    for name in ('paper', 'full', 'ablation', 'baselines', 'arch2'):
+    for name in ('paper', 'full', 'ablation', 'baselines', 'arch2', 'memory'):
         cfgs = suite(name)
         by_seed = '; '.join(f'seed {s}: {sum(c.key() in first for c in cfgs if c.seed == s)}/{sum(c.seed == s for c in cfgs)}'
                             for s in sorted({c.seed for c in cfgs}))
@@ -859,6 +900,8 @@ def readme_results(records:list, overhead:dict|None=None) -> str:
                              '30 epochs), top-1 (%), mean ± sd over seeds:\n\n' + accuracy_table(arch2),
                              'Its paired difference against `ce`:\n\n' + paired_table(arch2, 'ce'),
                              'Exact silhouette (cosine) of its test features:\n\n' + accuracy_table(arch2, 'silhouette_cosine', pct=False)]
+    mem = memory_section(recs)
+    if mem: parts.append('A class memory (`SoftSilhouetteLoss(memory=ClassMemory(...))`) when batches miss classes:\n\n' + mem)
     abl = ablation_table(recs)
     if abl: parts.append('Ablation on fashion_mnist (ce+sil, 50 images per class, one option changed at a time):\n\n' + abl
                          + ('\n\n' + clamp_note(recs) if clamp_note(recs) else ''))

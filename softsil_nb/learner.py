@@ -23,6 +23,7 @@ from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
 from .silhouette import silhouette_score, _check_choice, soft_silhouette_samples, clamp_fraction
 from .losses import CombinedLoss, SoftSilhouetteLoss, PMLLoss, CenterLoss, INPUTS, _logits
+from .memory import attach_memory
 from .models import EmbeddingClassifier, create_model, embedding_splitter
 from .callbacks import SIL_WEIGHT, LossTermCallback, SoftSilhouetteCallback, SupConCallback
 from .progress import auto_progress
@@ -688,7 +689,7 @@ def method_learner(
     if isinstance(sil_loss, SoftSilhouetteLoss):
         sil_kw = dict(metric=sil_loss.metric, temperature=sil_loss.temperature, soft_min=sil_loss.soft_min, denominator=sil_loss.denominator,
                       normalize=sil_loss.normalize, average=sil_loss.average, method=sil_loss.method, num_classes=sil_loss.num_classes,
-                      global_batch=sil_loss.global_batch)
+                      global_batch=sil_loss.global_batch, memory=sil_loss.memory)
     elif isinstance(sil_loss, dict) or sil_loss is None: sil_kw = dict(sil_loss or {})
     else: raise TypeError(f'sil_loss must be a SoftSilhouetteLoss or a dict of its options, got {type(sil_loss).__name__}')
     sil_kw = {'check_inputs': False, **{k: v for k, v in sil_kw.items() if k != 'reduction'}}
@@ -697,7 +698,9 @@ def method_learner(
     if m.supcon > 0:
         terms.append(SupConCallback(m.supcon, temperature=supcon_temperature, layer=supcon_input, head=nn.Identity(), repeat_labels=False,
                                     column=False, check_inputs=False))
-    if m.sil > 0: terms.append(SoftSilhouetteCallback(m.sil, layer=sil_input, column=False, **sil_kw))
+    if m.sil > 0:
+        terms.append(SoftSilhouetteCallback(m.sil, layer=sil_input, column=False, **sil_kw))
+        attach_memory(model, terms[-1].sil_loss)                       # a class memory is state: learn.save / load keep it with the model
     if m.pml > 0:
         if not isinstance(pml_loss, nn.Module):
             pml_loss = pml_term(m.pml_kind, n_classes, dims[pml_input], **{**({'check_inputs': False} if m.pml_kind == 'center' else {}), **(pml_loss or {})})

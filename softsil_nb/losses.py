@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from .silhouette import (soft_silhouette_samples, check_soft_silhouette_args, check_embeddings_labels,
                                    _check_choice, class_codes, _class_sums, _check_real, _check_int, _check_labels_given)
 from .distributed import current_batch
+from .memory import ClassMemory, beyond_batch_samples
 
 # %% auto #0
 __all__ = ['REDUCTIONS', 'AVERAGES', 'INPUTS', 'soft_silhouette_loss', 'SoftSilhouetteLoss', 'supcon_loss', 'SupConLoss',
@@ -45,12 +46,18 @@ def soft_silhouette_loss(
     num_classes:int|None=None, # labels in 0..num_classes-1: static shapes (torch.compile, CUDA graphs)
     check_inputs:bool=True, # validate the inputs (costs a host sync)
     global_batch:bool=False, # under torch.distributed: the loss of the global batch on every rank (see `softsil_nb.distributed`)
+    ref_emb:Tensor|None=None, # [R, D] a reference set, PML-style: silhouettes of the batch against it (see `softsil_nb.memory`)
+    ref_labels:Tensor|None=None, # [R] labels of `ref_emb`
+    memory:ClassMemory|None=None, # a class memory of past steps: b(i) sees classes the batch lacks (see `softsil_nb.memory`)
 ) -> Tensor:
     "Soft Silhouette Loss: 1 - mean soft silhouette of the valid samples, in [0, 2]."
     _check_choice('reduction', reduction, REDUCTIONS)
     _check_choice('average', average, AVERAGES)
     batch = current_batch() if global_batch else None
-    r = soft_silhouette_samples(embeddings, labels, metric=metric, temperature=temperature, soft_min=soft_min,
+    r = beyond_batch_samples(embeddings, labels, ref_emb, ref_labels, memory, batch, metric=metric, temperature=temperature,
+                             soft_min=soft_min, denominator=denominator, normalize=normalize, method=method,
+                             num_classes=num_classes, check_inputs=check_inputs)
+    if r is None: r = soft_silhouette_samples(embeddings, labels, metric=metric, temperature=temperature, soft_min=soft_min,
                                 denominator=denominator, normalize=normalize, method=method, num_classes=num_classes,
                                 check_inputs=check_inputs, batch=batch)
     per = torch.where(r.valid, 1 - r.silhouette, torch.zeros_like(r.silhouette))
@@ -76,8 +83,12 @@ class SoftSilhouetteLoss(nn.Module):
                  method:str='auto', # 'classsum', 'pairwise' or 'auto'
                  num_classes:int|None=None, # labels in 0..num_classes-1: static shapes
                  check_inputs:bool=True, # validate the inputs on every call
-                 global_batch:bool=False): # under torch.distributed: the loss of the global batch (see `softsil_nb.distributed`)
+                 global_batch:bool=False, # under torch.distributed: the loss of the global batch (see `softsil_nb.distributed`)
+                 memory:ClassMemory|None=None): # a class memory (cosine or sqeuclidean): b(i) sees classes the batch lacks
         super().__init__()
+        if memory is not None and (not isinstance(memory, ClassMemory) or metric == 'euclidean' or method == 'pairwise'):
+            raise (TypeError if not isinstance(memory, ClassMemory) else ValueError)(f'memory must be a ClassMemory with metric cosine or sqeuclidean (the class-sum form), got {type(memory).__name__}, metric={metric!r}, method={method!r}')
+        self.memory = memory
         check_soft_silhouette_args(metric, temperature, soft_min, denominator, method, normalize, num_classes=num_classes)
         _check_choice('reduction', reduction, REDUCTIONS)
         _check_choice('average', average, AVERAGES)
@@ -86,10 +97,10 @@ class SoftSilhouetteLoss(nn.Module):
         self.normalize, self.reduction, self.average, self.method = normalize, reduction, average, method
         self.num_classes, self.check_inputs, self.global_batch = num_classes, check_inputs, global_batch
 
-    def forward(self, embeddings:Tensor, labels:Tensor) -> Tensor:
+    def forward(self, embeddings:Tensor, labels:Tensor, ref_emb:Tensor|None=None, ref_labels:Tensor|None=None) -> Tensor:
         return soft_silhouette_loss(embeddings, labels, self.metric, self.temperature, self.soft_min, self.denominator,
                                     self.normalize, self.reduction, self.average, self.method, self.num_classes,
-                                    self.check_inputs, self.global_batch)
+                                    self.check_inputs, self.global_batch, ref_emb, ref_labels, self.memory)
 
     def extra_repr(self):
         return (f'metric={self.metric!r}, temperature={self.temperature}, soft_min={self.soft_min!r}, '

@@ -14,7 +14,7 @@ INTERNET_DATASETS = ('cifar10', 'cifar100', 'imagenette', 'imagewoof', 'mnist_pn
                      'stanford_cars', 'caltech101', 'caltech256', 'fgvc_aircraft', 'flowers102') # `softsil_nb.data.INTERNET_DATASETS`
 METHODS = ('ce', 'ce+sil', 'ce+supcon', 'supcon2', 'supcon+sil', 'ce+supcon+sil', 'ce+triplet', 'ce+proxyanchor', 'arcface',
            'ce+proxynca', 'ce+center') # rows of `softsil_nb.learner.METHODS`
-SUITES = ('quick', 'paper', 'full', 'ablation', 'sweep', 'baselines', 'arch2', 'paper-original') # names `softsil_nb.experiments.suite` accepts
+SUITES = ('quick', 'paper', 'full', 'ablation', 'sweep', 'baselines', 'arch2', 'memory', 'paper-original') # names `softsil_nb.experiments.suite` accepts
 
 def check_name(kind:str, # 'dataset', 'method' or 'suite'
                name:str) -> str:
