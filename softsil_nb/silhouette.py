@@ -297,10 +297,10 @@ class _FusedClassSum(torch.autograd.Function):
         has, own_n, n_classes = n_other > 0, counts[codes], len(counts)
         if normalize:                                                        # F.normalize, its norm kept for the backward
             norm = torch.linalg.vector_norm(x, dim=1)
-            inv, tiny = norm.clamp_min(1e-12).reciprocal_(), norm < 1e-12
-            z = x * inv[:, None]
-            sq = (norm * inv).square_()                                      # |z_i|^2 without a pass over z
-        else: inv, tiny, z = None, None, x - x.mean(0); sq = _rowdot(z, z)
+            den_n, tiny = norm.clamp_min(1e-12), norm < 1e-12              # F.normalize's divisor
+            z = x / den_n[:, None]
+            sq = (norm / den_n).square_()                                      # |z_i|^2 without a pass over z
+        else: den_n, tiny, z = None, None, x - x.mean(0); sq = _rowdot(z, z)
         means = z.new_zeros(n_classes, z.shape[1]).index_add_(0, codes, z).div_(n1[:, None])   # [C, D]: S_c / n_c
         if metric == 'cosine': m = torch.addmm(z.new_ones(n_classes), z, means.T, alpha=-1)
         else: m = torch.addmm(z.new_zeros(n_classes).index_add_(0, codes, sq).div_(n1), z, means.T, alpha=-2).add_(sq[:, None])
@@ -308,7 +308,8 @@ class _FusedClassSum(torch.autograd.Function):
         if metric == 'cosine': intra = intra - (1 - sq)
         den1 = (own_n - 1).clamp_min(1)
         a = intra.clamp_min(0) / den1
-        w, se, ex = _hide_fill_(m.clone(), codes, present, has, math.inf), None, None
+        hidden = torch.where(~present & has, math.inf, 0.).to(m.dtype)       # absent classes out: one pass, the copy itself
+        w, se, ex = torch.add(m, hidden).scatter_(1, codes[:, None], torch.where(has, math.inf, m.gather(1, codes[:, None]))), None, None
         if soft_min == 'hard': b_raw, w = w.min(1)                           # w: the argmin
         else:
             low = w.amin(1, keepdim=True)
@@ -326,14 +327,14 @@ class _FusedClassSum(torch.autograd.Function):
         dc = den.clamp_min(eps)
         s = torch.where(valid, (b - a) / dc, torch.zeros_like(a))
         ctx.mark_non_differentiable(valid)
-        ctx.save_for_backward(z, inv, tiny, means, m, w, se, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid)
+        ctx.save_for_backward(z, den_n, tiny, means, m, w, se, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid)
         ctx.opts = metric, normalize, tau, soft_min, eps
         return a, b, s, valid
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_a, g_b, g_s, _):
-        z, inv, tiny, means, m, w, se, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid = ctx.saved_tensors
+        z, den_n, tiny, means, m, w, se, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid = ctx.saved_tensors
         metric, normalize, tau, soft_min, eps = ctx.opts
         g_a = torch.zeros_like(a) if g_a is None else g_a
         g_b = torch.zeros_like(b) if g_b is None else g_b
@@ -356,7 +357,7 @@ class _FusedClassSum(torch.autograd.Function):
         gz = (G.T @ z).div_(n1[:, None]).mul_(-alpha).index_select(0, codes).addmm_(G, means, alpha=-alpha)
         if normalize:                                                        # F.normalize's backward: the radial part goes
             coef = torch.where(tiny, 2 * g_sq, -_rowdot(z, gz))       # (rows shorter than its eps keep it)
-            gz.addcmul_(z, coef[:, None]).mul_(inv[:, None])
+            gz.addcmul_(z, coef[:, None]).div_(den_n[:, None])
         else: gz.addcmul_(z, (2 * g_sq)[:, None])
         return gz, None, None, None, None, None, None, None, None
 
