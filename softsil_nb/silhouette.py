@@ -304,16 +304,20 @@ class _FusedClassSum(torch.autograd.Function):
         means = z.new_zeros(n_classes, z.shape[1]).index_add_(0, codes, z).div_(n1[:, None])   # [C, D]: S_c / n_c
         if metric == 'cosine': m = torch.addmm(z.new_ones(n_classes), z, means.T, alpha=-1)
         else: m = torch.addmm(z.new_zeros(n_classes).index_add_(0, codes, sq).div_(n1), z, means.T, alpha=-2).add_(sq[:, None])
-        intra = own_n * m.gather(1, codes[:, None]).squeeze(1)
+        rows = torch.arange(0, len(m) * n_classes, n_classes, device=m.device)   # flat [B, C] offsets: 1-D index ops stay serial (no thread barrier)
+        own_ix = rows + codes                                                # where m[i, k_i] lies in m.view(-1)
+        own = m.view(-1).index_select(0, own_ix)
+        intra = own_n * own
         if metric == 'cosine': intra = intra - (1 - sq)
         den1 = (own_n - 1).clamp_min(1)
         a = intra.clamp_min(0) / den1
         hidden = torch.where(~present & has, math.inf, 0.).to(m.dtype)       # absent classes out: one pass, the copy itself
-        w, se, ex = torch.add(m, hidden).scatter_(1, codes[:, None], torch.where(has, math.inf, m.gather(1, codes[:, None]))), None, None
+        w, se, ex = torch.add(m, hidden), None, None
+        w.view(-1).index_copy_(0, own_ix, torch.where(has, math.inf, own))   # the own class out
         if soft_min == 'hard': b_raw, w = w.min(1)                           # w: the argmin
         else:
             low = w.amin(1, keepdim=True)
-            w = w.sub_(low).mul_(-1 / tau)                                   # logits <= 0
+            w = w.sub_(low).div_(-tau)                                       # logits <= 0 (the difference first: any temperature)
             if soft_min == 'logmeanexp':
                 n = n_other.clamp_min(1).to(m.dtype)
                 near = _hide_fill_(torch.expm1(w), codes, present, has, 0.).sum(1) / n
@@ -327,14 +331,14 @@ class _FusedClassSum(torch.autograd.Function):
         dc = den.clamp_min(eps)
         s = torch.where(valid, (b - a) / dc, torch.zeros_like(a))
         ctx.mark_non_differentiable(valid)
-        ctx.save_for_backward(z, den_n, tiny, means, m, w, se, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid)
+        ctx.save_for_backward(z, den_n, tiny, means, m, w, se, ex, codes, rows, own_ix, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid)
         ctx.opts = metric, normalize, tau, soft_min, eps
         return a, b, s, valid
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_a, g_b, g_s, _):
-        z, den_n, tiny, means, m, w, se, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid = ctx.saved_tensors
+        z, den_n, tiny, means, m, w, se, ex, codes, rows, own_ix, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid = ctx.saved_tensors
         metric, normalize, tau, soft_min, eps = ctx.opts
         g_a = torch.zeros_like(a) if g_a is None else g_a
         g_b = torch.zeros_like(b) if g_b is None else g_b
@@ -346,12 +350,12 @@ class _FusedClassSum(torch.autograd.Function):
             g_b = g_b + gs * (1 - s * torch.where(on, db, 0.))
         g_b = torch.where(b_raw >= 0, g_b, torch.zeros_like(g_b))            # the clamp of b at 0
         g_in = torch.where(intra >= 0, g_a, torch.zeros_like(g_a)) / den1    # the clamp of a's sum at 0
-        if soft_min == 'hard': G = torch.zeros_like(m).scatter_(1, w[:, None], g_b[:, None])
+        if soft_min == 'hard': G = torch.zeros_like(m); G.view(-1).index_copy_(0, rows + w, g_b)
         elif soft_min == 'softmax':                                          # d b / d m_c = p_c (1 - (m_c - b) / tau)
             c = g_b / se
-            G = (m - b_raw[:, None]).mul_((-c / tau)[:, None]).add_(c[:, None]).mul_(w)
+            G = (m - b_raw[:, None]); G = torch.addcmul(c[:, None], G, (-c / tau)[:, None], out=G).mul_(w)
         else: G = w * (g_b / se)[:, None]                                    # d b / d m_c = p_c
-        G.scatter_add_(1, codes[:, None], (g_in * own_n)[:, None])           # G: the gradient of m [B, C]
+        G.view(-1).index_add_(0, own_ix, g_in * own_n)                # G: the gradient of m [B, C]
         alpha = 1. if metric == 'cosine' else 2.
         g_sq = g_in if metric == 'cosine' else G.sum(1) + (G.sum(0) / n1)[codes]
         gz = (G.T @ z).div_(n1[:, None]).mul_(-alpha).index_select(0, codes).addmm_(G, means, alpha=-alpha)
