@@ -1,6 +1,7 @@
 """One short script for a GPU machine: correctness on CUDA, then timings of the loss and of one training epoch.
 
     python benchmarks/device_check.py            # exits non-zero when a check fails; prints a markdown report
+    python benchmarks/device_check.py --cpu-smoke  # no GPU: only the fused-kernel checks, on the CPU (float32 against float64)
 
 Checks (each against the CPU float64 result or an exact oracle): the exact silhouette on CUDA equals the CPU one; the
 soft silhouette loss (every metric, classsum and pairwise, with num_classes) equals its CPU float64 value and its
@@ -14,7 +15,40 @@ paper-original setting), with the GPU hours of that suite they give.
 import sys, time, statistics
 import torch
 
+def fused_checks(check, dev='cuda'):
+    "The fused class-sum kernel on `dev` (float64 and float32) against the CPU float64 autograd graph (fused=False): a, b, s and their gradient."
+    from softsil_nb.silhouette import soft_silhouette_samples, FUSED_SOFT_MINS, DENOMINATORS
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1024, 64, generator=g, dtype=torch.float64) * 2; y = torch.randint(0, 50, (1024,), generator=g)
+    w = torch.randn(3, 1024, generator=g, dtype=torch.float64)
+    def run(t, yy, ww, **kw):
+        t = t.clone().requires_grad_(); r = soft_silhouette_samples(t, yy, method='classsum', num_classes=50, **kw)
+        (r.intra * ww[0] + r.nearest_other * ww[1] + r.silhouette * ww[2]).sum().backward()
+        return [v.detach().double().cpu() for v in r[:3]] + [t.grad.double().cpu()]
+    for m, norm in (('cosine', True), ('sqeuclidean', True), ('sqeuclidean', False)):
+        for sm in FUSED_SOFT_MINS:
+            for den in DENOMINATORS:
+                kw = dict(metric=m, normalize=norm, soft_min=sm, denominator=den, temperature=0.1)
+                ref = run(x, y, w, fused=False, **kw)
+                for dt, tol in ((torch.float64, 1e-9), (torch.float32, 2e-3)):
+                    got = run(x.to(dev, dt), y.to(dev), w.to(dev, dt), **kw)
+                    err = max(((u - v).abs().max() / (1 + v.abs().max())).item() for u, v in zip(got, ref))
+                    check(f'fused {m}/normalize={norm}/{sm}/{den} {dev} {dt} == cpu float64 graph (a, b, s, grad; rel. err {err:.1e})', err < tol)
+
+def fused_timing(dev='cuda', sizes=(4096, 16384, 65536), classes=(10, 100, 1000)):
+    "The loss against its floor on `dev` (see benchmarks/loss_speed.py --floor)."
+    import subprocess
+    subprocess.run([sys.executable, 'benchmarks/loss_speed.py', '--floor', '--device', dev, '--sizes', *map(str, sizes),
+                    '--classes', *map(str, classes)], check=False)
+
 def main():
+    if '--cpu-smoke' in sys.argv:                                        # no GPU here: the fused checks on the CPU, quickly
+        fails = []
+        def check(name, ok):
+            print(f'- {"ok  " if ok else "FAIL"} {name}', flush=True)
+            if not ok: fails.append(name)
+        fused_checks(check, 'cpu')
+        print(f'\n{len(fails)} failed'); sys.exit(1 if fails else 0)
     if not torch.cuda.is_available(): sys.exit('no CUDA device: this script is for a GPU machine')
     from softsil_nb.losses import SoftSilhouetteLoss, SupConLoss
     from softsil_nb.silhouette import silhouette_samples, METRICS
@@ -55,9 +89,12 @@ def main():
     with learn.no_bar(), learn.no_logging(): fit_method(learn, 3, 3e-3)
     p, t = learn.get_preds()
     check('to_fp16 ce+supcon+sil trains on CUDA (accuracy > 0.3)', (p.argmax(1) == t).float().mean().item() > 0.3)
+    fused_checks(check, dev)
     print('\n## Loss speed on CUDA\n', flush=True)
     import subprocess
     subprocess.run([sys.executable, 'benchmarks/loss_speed.py', '--device', 'cuda', '--sizes', '1024', '4096', '8192', '16384'], check=False)
+    print('\n## The fused loss against its floor on CUDA\n', flush=True)
+    fused_timing(dev)
     print('\n## Seconds per epoch on CUDA (mnist)\n\n| method | 50 per class | full training split |\n|---|---|---|', flush=True)
     mn = load_dataset('mnist')
     for m in ('ce', 'ce+sil', 'ce+supcon+sil'):

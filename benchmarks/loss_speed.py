@@ -1,12 +1,24 @@
-"""Forward + backward time of the Soft Silhouette Loss (class-sum with and without num_classes, pairwise) against
-pytorch-metric-learning's SupConLoss(temperature=0.1), interleaved in one process, medians; ratios to SupCon.
+"""Forward + backward time of the Soft Silhouette Loss, interleaved in one process, medians.
+
+Default: the class-sum loss (with and without num_classes), the pairwise form and pytorch-metric-learning's
+SupConLoss(temperature=0.1); ratios to the class-sum loss.
+
+--floor: the loss against its floor (L2 normalisation, class sums by index_add, the B x D x C product and its gradient:
+the work no class-sum loss can skip), for each B and C: the loss as users call it (input checks, labels through
+torch.unique), with num_classes and check_inputs=False, and the autograd graph the fused kernel replaced (fused=False).
+
+--contention: the same loss and floor at one B and C while a competing process (a 2-thread matmul loop) keeps the
+cores busy, with 1 and 2 torch threads, and a torch.profiler table of the loss's ops under contention.
 
     python benchmarks/loss_speed.py [--sizes 256 1024 4096 8192] [--dim 128] [--classes 100] [--device cpu|cuda]
+    python benchmarks/loss_speed.py --floor [--sizes 1024 4096 16384 65536] [--classes 10 100 1000] [--threads 2]
+    python benchmarks/loss_speed.py --contention [--sizes 4096] [--classes 100]
 """
-import argparse, platform, statistics, time
+import argparse, os, platform, statistics, subprocess, sys, time
 import torch
-from pytorch_metric_learning import losses as pml_losses
+import torch.nn.functional as F
 from softsil_nb.losses import SoftSilhouetteLoss
+from softsil_nb.silhouette import soft_silhouette_samples
 
 def timer(fn, device):
     if device == 'cuda': torch.cuda.synchronize()
@@ -14,7 +26,16 @@ def timer(fn, device):
     if device == 'cuda': torch.cuda.synchronize()
     return time.perf_counter() - t
 
+def interleaved(fns:dict, device, reps:int) -> dict:
+    "Median seconds of each of `fns`, called in turn `reps` times after one warm-up each."
+    for f in fns.values(): f()
+    times = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items(): times[k].append(timer(f, device))
+    return {k: statistics.median(v) for k, v in times.items()}
+
 def main(sizes=(256, 1024, 4096, 8192), dim=128, classes=100, device=None, reps=None):
+    from pytorch_metric_learning import losses as pml_losses
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     peers = {'classsum': SoftSilhouetteLoss(method='classsum'),
              'classsum+num_classes': SoftSilhouetteLoss(method='classsum', num_classes=classes, check_inputs=False),
@@ -28,21 +49,85 @@ def main(sizes=(256, 1024, 4096, 8192), dim=128, classes=100, device=None, reps=
         x = torch.randn(b, dim, generator=g).to(device).requires_grad_()
         y = torch.randint(0, classes, (b,), generator=g).to(device)
         def step(loss): return lambda: loss(x, y).backward()
-        n = reps or max(3, min(30, int(2e7 // b ** 2)))
-        for f in peers.values(): step(f)()                                   # warm-up
-        times = {k: [] for k in peers}
-        for _ in range(n):                                                   # interleaved
-            for k, f in peers.items(): times[k].append(timer(step(f), device))
-        med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        med = interleaved({k: step(f) for k, f in peers.items()}, device, reps or max(3, min(30, int(2e7 // b ** 2))))
+        med = {k: v * 1e3 for k, v in med.items()}
         print(f"| {b} | " + ' | '.join(f'{v:.2f}' for v in med.values())
               + f" | {med['PML SupConLoss'] / med['classsum']:.1f}x | {med['pairwise'] / med['classsum']:.1f}x |", flush=True)
 
+def steps(b:int, dim:int, classes:int, device:str, seed:int=0) -> dict:
+    "The floor and the loss variants at batch `b` with `classes` classes, each a function running forward and backward."
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, dim, generator=g).to(device).requires_grad_()
+    y = torch.randint(0, classes, (b,), generator=g).to(device)
+    grad_out = torch.randn(b, classes, generator=g).to(device)
+    def floor():
+        z = F.normalize(x, dim=1)
+        s = z.new_zeros(classes, dim).index_add(0, y, z)                   # class sums
+        (z @ s.T).backward(grad_out)                                     # the B x D x C product and its gradient
+    plain, cheap = SoftSilhouetteLoss(), SoftSilhouetteLoss(num_classes=classes, check_inputs=False)
+    def reference():                                                     # the autograd graph (before the fused kernel)
+        r = soft_silhouette_samples(x, y, num_classes=classes, check_inputs=False, fused=False)
+        v = r.valid.to(x.dtype)
+        ((1 - r.silhouette) * v).sum().div(v.sum().clamp_min(1)).backward()
+    return {'floor': floor, 'loss': lambda: plain(x, y).backward(), 'loss+num_classes,no checks': lambda: cheap(x, y).backward(),
+            'autograd graph (fused=False)': reference}
+
+def floor_table(sizes=(1024, 4096, 16384, 65536), classes=(10, 100, 1000), dim=128, device=None, reps=None):
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    print(f'device={device} torch={torch.__version__} threads={torch.get_num_threads()} cpu={platform.processor() or platform.machine()} D={dim} float32, forward + backward, interleaved medians')
+    print('| B | C | floor (ms) | loss (ms) | loss+num_classes, no checks (ms) | autograd graph, fused=False (ms) | loss / floor | loss+num_classes / floor | graph / floor |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for b in sizes:
+        for c in classes:
+            fns = steps(b, dim, c, device, seed=b + c)
+            med = interleaved(fns, device, reps or max(3, min(15, int(4e8 // (b * c * dim)))))
+            f, l, lc, r = (med[k] * 1e3 for k in fns)
+            print(f'| {b} | {c} | {f:.2f} | {l:.2f} | {lc:.2f} | {r:.2f} | {l / f:.2f}x | {lc / f:.2f}x | {r / f:.2f}x |', flush=True)
+            del fns
+
+BUSY = "import torch; torch.set_num_threads(2); a = torch.randn(1024, 1024)\nwhile True: a @ a"
+
+def contention(b=4096, classes=100, dim=128, reps=15, profile_rows=12):
+    "Loss and floor with 1 and 2 threads on a quiet machine and beside a busy 2-thread process; and a profile of the loss under contention."
+    fns = steps(b, dim, classes, 'cpu')
+    print(f'torch={torch.__version__} cpus={os.cpu_count()} B={b} C={classes} D={dim} float32, forward + backward, interleaved medians of {reps}')
+    print('| torch threads | competing process | ' + ' | '.join(f'{k} (ms)' for k in fns) + ' | loss / floor |')
+    print('|---' * (len(fns) + 3) + '|')
+    base = {}
+    for busy in (False, True):
+        proc = subprocess.Popen([sys.executable, '-c', BUSY]) if busy else None
+        try:
+            if busy: time.sleep(2)                                         # let it start
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                med = {k: v * 1e3 for k, v in interleaved(fns, 'cpu', reps).items()}
+                base.setdefault(threads, med)
+                print(f"| {threads} | {'busy 2-thread matmul' if busy else 'none'} | " + ' | '.join(f'{v:.2f}' for v in med.values())
+                      + f" | {med['loss'] / med['floor']:.2f}x |", flush=True)
+            if busy:
+                slow = {k: med[k] / base[2][k] for k in med}
+                print('\nslow-down with 2 threads, busy / quiet: ' + ', '.join(f'{k} {v:.1f}x' for k, v in slow.items()))
+                from torch.profiler import profile, ProfilerActivity
+                with profile(activities=[ProfilerActivity.CPU]) as prof:
+                    for _ in range(3): fns['loss']()
+                print(f'\nthe loss under contention, 2 threads, 3 calls (torch.profiler, by self CPU time):\n')
+                print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=profile_rows))
+        finally:
+            if proc is not None: proc.kill(); proc.wait()
+    torch.set_num_threads(2)
+
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--sizes', type=int, nargs='+', default=[256, 1024, 4096, 8192])
+    p.add_argument('--sizes', type=int, nargs='+', default=None)
     p.add_argument('--dim', type=int, default=128)
-    p.add_argument('--classes', type=int, default=100)
+    p.add_argument('--classes', type=int, nargs='+', default=None)
     p.add_argument('--device', default=None)
     p.add_argument('--reps', type=int, default=None)
+    p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--floor', action='store_true', help='the loss against its floor')
+    p.add_argument('--contention', action='store_true', help='loss and floor beside a busy process')
     a = p.parse_args()
-    main(a.sizes, a.dim, a.classes, a.device, a.reps)
+    if a.threads: torch.set_num_threads(a.threads)
+    if a.floor: floor_table(a.sizes or [1024, 4096, 16384, 65536], a.classes or [10, 100, 1000], a.dim, a.device, a.reps)
+    elif a.contention: contention((a.sizes or [4096])[0], (a.classes or [100])[0], a.dim, a.reps or 15)
+    else: main(a.sizes or [256, 1024, 4096, 8192], a.dim, (a.classes or [100])[0], a.device, a.reps)

@@ -9,11 +9,12 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 # %% auto #0
-__all__ = ['METRICS', 'SOFT_MINS', 'DENOMINATORS', 'METHODS', 'CLASSSUM_METRICS', 'pairwise_distances', 'silhouette_samples',
-           'silhouette_score', 'SoftSilhouette', 'check_soft_silhouette_args', 'check_embeddings_labels', 'class_codes',
-           'soft_silhouette_samples', 'clamp_fraction']
+__all__ = ['METRICS', 'SOFT_MINS', 'DENOMINATORS', 'METHODS', 'CLASSSUM_METRICS', 'FUSED_SOFT_MINS', 'pairwise_distances',
+           'silhouette_samples', 'silhouette_score', 'SoftSilhouette', 'check_soft_silhouette_args',
+           'check_embeddings_labels', 'class_codes', 'soft_silhouette_samples', 'clamp_fraction']
 
 # %% ../nbs/00_silhouette.ipynb #066f58c9
 METRICS = ('euclidean', 'sqeuclidean', 'cosine')
@@ -269,6 +270,103 @@ def _soft_min(m:Tensor, codes:Tensor, present:Tensor, temperature:float, soft_mi
     lme = torch.where(near > -0.5, torch.log1p(near.clamp_min(-0.5)), lme)   # large temperatures: all exp(logits) near 1
     return low.squeeze(1) - temperature * lme
 
+# %% ../nbs/00_silhouette.ipynb #7c1cda89
+FUSED_SOFT_MINS = ('softmax', 'logmeanexp', 'hard')
+
+def _hide_fill_(w:Tensor, codes:Tensor, present:Tensor, has:Tensor, value:float) -> Tensor:
+    "Set the entries of `w` [B, C] that the soft minimum leaves out (own and absent classes; none when no other class is present) to `value`, in place."
+    w.masked_fill_((~present & has)[None, :], value)
+    own = w.gather(1, codes[:, None])
+    return w.scatter_(1, codes[:, None], torch.where(has, own.new_tensor(value), own))
+
+def _rowdot(u:Tensor, v:Tensor) -> Tensor:
+    "Row-wise dot products of two [B, K] tensors, without a [B, K] temporary."
+    return torch.bmm(u[:, None, :], v[:, :, None]).view(len(u))
+
+def _den_grads(a:Tensor, b:Tensor, ex:Tensor|None) -> tuple[Tensor, Tensor]:
+    "d den / da and d den / db of max(a, b) (`ex` None) or of the smoothmax (`ex` = exp(-|a - b| / tau)); ties split as `torch.maximum`'s."
+    hi, lo = (1., 0.) if ex is None else (1 / (1 + ex), ex / (1 + ex))
+    tie, up = a == b, a > b
+    return torch.where(tie, 0.5, torch.where(up, hi, lo)), torch.where(tie, 0.5, torch.where(up, lo, hi))
+
+# %% ../nbs/00_silhouette.ipynb #ed3979d3
+class _FusedClassSum(torch.autograd.Function):
+    "a(i), b(i), s(i) and valid of the class-sum soft silhouette in one forward, with an analytic backward of a few matmuls."
+    @staticmethod
+    def forward(ctx, x, codes, counts, metric, normalize, tau, soft_min, denominator, eps):
+        n1, present = counts.clamp_min(1), counts > 0
+        n_other = present.sum() - 1
+        has, own_n, n_classes = n_other > 0, counts[codes], len(counts)
+        if normalize:                                                        # F.normalize, its norm kept for the backward
+            norm = torch.linalg.vector_norm(x, dim=1)
+            den_n, tiny = norm.clamp_min(1e-12), norm < 1e-12              # F.normalize's divisor
+            z = x / den_n[:, None]
+            sq = (norm / den_n).square_()                                      # |z_i|^2 without a pass over z
+        else: den_n, tiny, z = None, None, x - x.mean(0); sq = _rowdot(z, z)
+        means = z.new_zeros(n_classes, z.shape[1]).index_add_(0, codes, z).div_(n1[:, None])   # [C, D]: S_c / n_c
+        if metric == 'cosine': m = torch.addmm(z.new_ones(n_classes), z, means.T, alpha=-1)
+        else: m = torch.addmm(z.new_zeros(n_classes).index_add_(0, codes, sq).div_(n1), z, means.T, alpha=-2).add_(sq[:, None])
+        rows = torch.arange(0, len(m) * n_classes, n_classes, device=m.device)   # flat [B, C] offsets: 1-D index ops stay serial (no thread barrier)
+        own_ix = rows + codes                                                # where m[i, k_i] lies in m.view(-1)
+        own = m.view(-1).index_select(0, own_ix)
+        intra = own_n * own
+        if metric == 'cosine': intra = intra - (1 - sq)
+        den1 = (own_n - 1).clamp_min(1)
+        a = intra.clamp_min(0) / den1
+        hidden = torch.where(~present & has, math.inf, 0.).to(m.dtype)       # absent classes out: one pass, the copy itself
+        w, se, ex = torch.add(m, hidden), None, None
+        w.view(-1).index_copy_(0, own_ix, torch.where(has, math.inf, own))   # the own class out
+        if soft_min == 'hard': b_raw, w = w.min(1)                           # w: the argmin
+        else:
+            low = w.amin(1, keepdim=True)
+            w = w.sub_(low).div_(-tau)                                       # logits <= 0 (the difference first: any temperature)
+            if soft_min == 'logmeanexp':
+                n = n_other.clamp_min(1).to(m.dtype)
+                near = _hide_fill_(torch.expm1(w), codes, present, has, 0.).sum(1) / n
+            se = w.exp_().sum(1)                                             # w: exp(logits)
+            if soft_min == 'softmax': b_raw = _rowdot(w, m) / se
+            else: b_raw = low.squeeze(1) - tau * torch.where(near > -0.5, torch.log1p(near.clamp_min(-0.5)), torch.log(se) - torch.log(n))
+        b = b_raw.clamp_min(0)
+        valid = (own_n >= 2) & has
+        den = torch.maximum(a, b)
+        if denominator == 'smoothmax': ex = torch.exp(-(a - b).abs() / tau); den = den + tau * torch.log1p(ex)
+        dc = den.clamp_min(eps)
+        s = torch.where(valid, (b - a) / dc, torch.zeros_like(a))
+        ctx.mark_non_differentiable(valid)
+        ctx.save_for_backward(z, den_n, tiny, means, m, w, se, ex, codes, rows, own_ix, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid)
+        ctx.opts = metric, normalize, tau, soft_min, eps
+        return a, b, s, valid
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_a, g_b, g_s, _):
+        z, den_n, tiny, means, m, w, se, ex, codes, rows, own_ix, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid = ctx.saved_tensors
+        metric, normalize, tau, soft_min, eps = ctx.opts
+        g_a = torch.zeros_like(a) if g_a is None else g_a
+        g_b = torch.zeros_like(b) if g_b is None else g_b
+        if g_s is not None:                                                  # s = (b - a) / den
+            gs = torch.where(valid, g_s, torch.zeros_like(g_s)) / dc
+            da, db = _den_grads(a, b, ex)
+            on = den >= eps
+            g_a = g_a - gs * (1 + s * torch.where(on, da, 0.))
+            g_b = g_b + gs * (1 - s * torch.where(on, db, 0.))
+        g_b = torch.where(b_raw >= 0, g_b, torch.zeros_like(g_b))            # the clamp of b at 0
+        g_in = torch.where(intra >= 0, g_a, torch.zeros_like(g_a)) / den1    # the clamp of a's sum at 0
+        if soft_min == 'hard': G = torch.zeros_like(m); G.view(-1).index_copy_(0, rows + w, g_b)
+        elif soft_min == 'softmax':                                          # d b / d m_c = p_c (1 - (m_c - b) / tau)
+            c = g_b / se
+            G = (m - b_raw[:, None]); G = torch.addcmul(c[:, None], G, (-c / tau)[:, None], out=G).mul_(w)
+        else: G = w * (g_b / se)[:, None]                                    # d b / d m_c = p_c
+        G.view(-1).index_add_(0, own_ix, g_in * own_n)                # G: the gradient of m [B, C]
+        alpha = 1. if metric == 'cosine' else 2.
+        g_sq = g_in if metric == 'cosine' else G.sum(1) + (G.sum(0) / n1)[codes]
+        gz = (G.T @ z).div_(n1[:, None]).mul_(-alpha).index_select(0, codes).addmm_(G, means, alpha=-alpha)
+        if normalize:                                                        # F.normalize's backward: the radial part goes
+            coef = torch.where(tiny, 2 * g_sq, -_rowdot(z, gz))       # (rows shorter than its eps keep it)
+            gz.addcmul_(z, coef[:, None]).div_(den_n[:, None])
+        else: gz.addcmul_(z, (2 * g_sq)[:, None])
+        return gz, None, None, None, None, None, None, None, None
+
 # %% ../nbs/00_silhouette.ipynb #f194e8f7
 def soft_silhouette_samples(
     embeddings:Tensor, # [B, D] embeddings
@@ -283,6 +381,7 @@ def soft_silhouette_samples(
     eps:float=1e-8, # guards the division when a = b = 0 (> 0)
     check_inputs:bool=True, # validate shapes, dtypes, NaN and labels (costs a host sync)
     batch=None, # this rank's slice of a global batch (`softsil_nb.distributed.GlobalBatch`): classes and sums over every rank
+    fused:bool=True, # class-sum form: the fused kernel `_FusedClassSum` where it applies (False: the autograd graph, its reference)
 ) -> SoftSilhouette:
     "Per-sample soft silhouette: a(i), soft b(i), s(i) and the mask of valid samples, computed in float32 or float64."
     method = check_soft_silhouette_args(metric, temperature, soft_min, denominator, method, normalize, eps, num_classes)
@@ -292,11 +391,13 @@ def soft_silhouette_samples(
     dt = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
     with torch.autocast(embeddings.device.type, enabled=False):
         z = embeddings.to(dt)
-        if normalize or metric == 'cosine': z = F.normalize(z, dim=1)
-        else: z = z - (z.mean(0) if batch is None else batch.total(z.sum(0)) / batch.total(z.new_tensor(float(len(z))))).detach()   # translation invariant: no float32 cancellation far from 0 (the global mean: one frame for every rank)
         tau = min(max(float(temperature), torch.finfo(dt).tiny), torch.finfo(dt).max)   # a temperature the dtype holds
         codes, n_classes = class_codes(labels, num_classes) if batch is None else batch.class_codes(labels, num_classes)
         counts = _class_sums(z.new_ones(len(z)), codes, n_classes)    # [C]: n_c (0 for absent classes)
+        if fused and method == 'classsum' and batch is None and soft_min in FUSED_SOFT_MINS:
+            return SoftSilhouette(*_FusedClassSum.apply(z, codes, counts, metric, normalize or metric == 'cosine', tau, soft_min, denominator, eps))
+        if normalize or metric == 'cosine': z = F.normalize(z, dim=1)
+        else: z = z - (z.mean(0) if batch is None else batch.total(z.sum(0)) / batch.total(z.new_tensor(float(len(z))))).detach()   # translation invariant: no float32 cancellation far from 0 (the global mean: one frame for every rank)
         if batch is not None: counts = batch.total(counts)
         a, m = _intra_and_class_means(z, codes, n_classes, counts, metric, method, batch)
         present = counts > 0

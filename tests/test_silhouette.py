@@ -154,3 +154,41 @@ def test_pairwise_distances_and_silhouette_refuse_bad_input():
         with pytest.raises((ValueError, TypeError), match='block_size'): silhouette_samples(x, y, block_size=bs)
     np.testing.assert_allclose(silhouette_samples(x, y, block_size=np.int64(2)).numpy(),
                                skm.silhouette_samples(x.numpy(), y.numpy()), atol=1e-6)
+
+@settings(max_examples=40, deadline=None)
+@given(labelled_points(min_n=3), st.sampled_from(["cosine", "sqeuclidean"]), st.sampled_from(["softmax", "logmeanexp", "hard"]),
+       st.sampled_from(DENOMINATORS), st.booleans(), st.sampled_from([1e-3, 0.3, 1e3]), st.booleans())
+def test_fused_equals_autograd_graph(data, metric, soft_min, den, normalize, tau, zero_row):
+    "The fused kernel against the autograd graph it replaces (fused=False): values and the gradient of a random mix of a, b and s."
+    x, y = data
+    if zero_row and soft_min != 'hard': x[0] = 0                         # F.normalize's eps branch (with 'hard' a tie: 0 is as far from every class)
+    t = torch.tensor(x, requires_grad=True)
+    kw = dict(metric=metric, soft_min=soft_min, denominator=den, normalize=normalize, temperature=tau, method='classsum')
+    f, r = soft_silhouette_samples(t, torch.tensor(y), **kw), soft_silhouette_samples(t, torch.tensor(y), fused=False, **kw)
+    assert torch.equal(f.valid, r.valid)
+    scale = 1 + float(np.abs(x).max()) ** 2
+    for u, v in zip(f[:3], r[:3]): np.testing.assert_allclose(u.detach().numpy(), v.detach().numpy(), atol=1e-9 * scale)
+    w = torch.randn(3, len(x), dtype=torch.float64, generator=torch.Generator().manual_seed(len(x)))
+    gf, gr = (torch.autograd.grad(sum((w[i] * o[i]).sum() for i in range(3)), t)[0] for o in (f, r))
+    np.testing.assert_allclose(gf.numpy(), gr.numpy(), atol=1e-7 * scale / min(tau, 1), rtol=1e-7)
+
+@pytest.mark.parametrize('metric,normalize', [('cosine', True), ('sqeuclidean', True), ('sqeuclidean', False)])
+@pytest.mark.parametrize('soft_min', ['softmax', 'logmeanexp', 'hard'])
+@pytest.mark.parametrize('den', DENOMINATORS)
+def test_fused_gradcheck(metric, normalize, soft_min, den):
+    "gradcheck of the fused Function itself (all three differentiable outputs), with an absent class and a singleton."
+    from softsil_nb.silhouette import _FusedClassSum, class_codes, _class_sums
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    codes, n = class_codes(torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 5]), 7)   # 4 and 6 absent, 5 a singleton
+    counts = _class_sums(x.new_ones(12), codes, n)
+    f = lambda t: _FusedClassSum.apply(t, codes, counts, metric, normalize, 0.5, soft_min, den, 1e-8)[:3]
+    assert torch.autograd.gradcheck(f, (x,))
+    with pytest.raises(RuntimeError): torch.autograd.grad(f(x)[2].sum(), x, create_graph=True)[0].sum().backward()
+
+def test_fused_covers_the_default_and_falls_back():
+    "The default loss call takes the fused kernel; 'logsumexp' and the pairwise form take the autograd graph."
+    x, y = torch.randn(16, 4, requires_grad=True), torch.randint(0, 3, (16,))
+    assert type(soft_silhouette_samples(x, y).silhouette.grad_fn).__name__ == '_FusedClassSumBackward'
+    for kw in (dict(soft_min='logsumexp'), dict(method='pairwise'), dict(fused=False)):
+        assert 'Fused' not in type(soft_silhouette_samples(x, y, **kw).silhouette.grad_fn).__name__
