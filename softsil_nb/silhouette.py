@@ -340,6 +340,11 @@ class _FusedClassSum(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_a, g_b, g_s, _):
+        with torch.autocast(ctx.saved_tensors[0].device.type, enabled=False):    # the backward runs in the caller's autocast state: keep float32
+            return _FusedClassSum._backward(ctx, g_a, g_b, g_s)
+
+    @staticmethod
+    def _backward(ctx, g_a, g_b, g_s):
         z, den_n, tiny, means, m, w, se, ex, codes, rows, own_ix, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid = ctx.saved_tensors
         metric, normalize, tau, soft_min, eps = ctx.opts
         g_a = torch.zeros_like(a) if g_a is None else g_a

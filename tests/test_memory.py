@@ -182,4 +182,6 @@ def test_method_learner_attaches_memory():
     dls = DataLoaders(DataLoader(TensorDataset(x, y), bs=8), DataLoader(TensorDataset(x, y), bs=8))
     mem = ClassMemory(4, 16)
     learn = method_learner(dls, 'ce+sil', n_classes=4, feat_dim=16, sil_loss=SoftSilhouetteLoss(num_classes=4, memory=mem), metrics=[])
-    assert learn.model.class_memory is mem and learn.loss_func.sil_loss.memory is mem
+    from softsil_nb.callbacks import SoftSilhouetteCallback
+    term = next(cb for cb in learn.cbs if isinstance(cb, SoftSilhouetteCallback))
+    assert learn.model.class_memory is mem and term.sil_loss.memory is mem

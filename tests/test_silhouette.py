@@ -192,3 +192,20 @@ def test_fused_covers_the_default_and_falls_back():
     assert type(soft_silhouette_samples(x, y).silhouette.grad_fn).__name__ == '_FusedClassSumBackward'
     for kw in (dict(soft_min='logsumexp'), dict(method='pairwise'), dict(fused=False)):
         assert 'Fused' not in type(soft_silhouette_samples(x, y, **kw).silhouette.grad_fn).__name__
+
+
+def test_fused_backward_inside_autocast():
+    "The fused kernel's backward, run inside a CPU bf16 autocast region (as a training step under autocast does), stays float32 and equals the reference path."
+    from softsil_nb.losses import soft_silhouette_loss
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 16), torch.arange(64) % 5
+    grads = []
+    for fused in (True, False):
+        z = x.clone().requires_grad_()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            r = soft_silhouette_samples(z, y, fused=fused)
+            loss = (1 - r.silhouette).mean()
+            loss.backward()
+        grads.append(z.grad)
+    assert grads[0].dtype == torch.float32
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=2e-5)        # float32 rounding of two orders of summation
