@@ -446,9 +446,10 @@ def run_one(
 
 # %% ../nbs/07_experiments.ipynb #2c4c58e0
 def _rank_run(cfg:RunConfig, split:str):
-    "One rank of `run_one_parallel`: the run on the CPU under `parallel_ctx`; rank 0's record, None elsewhere."
+    "One rank of `run_one_parallel`: the run on the CPU under `parallel_ctx`, with torchrun's variables set (fastai writes on rank 0 only); rank 0's record, None elsewhere."
     from softsil_nb.distributed import world
-    rec = run_one(cfg, split, device='cpu', parallel=True)
+    from softsil_nb.parallel import torchrun_env
+    with torchrun_env(local=True): rec = run_one(cfg, split, device='cpu', parallel=True)
     return rec if world()[0] == 0 else None
 
 def run_one_parallel(

@@ -12,11 +12,12 @@ from fastcore.basics import noop
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.progress import ProgressCallback
+from fastai.callback.training import GradientAccumulation
 from .distributed import world
 from .loaders import DeviceDataLoader
 
 # %% auto #0
-__all__ = ['init_parallel', 'rank_device', 'ParallelCallback', 'parallel_ctx']
+__all__ = ['init_parallel', 'rank_device', 'torchrun_env', 'ParallelCallback', 'parallel_ctx']
 
 # %% ../nbs/08a_parallel.ipynb #49738125
 def init_parallel(
@@ -35,6 +36,26 @@ def init_parallel(
 def rank_device() -> torch.device:
     "This process's device: `cuda:LOCAL_RANK` when there is a GPU, else the CPU."
     return torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0'))) if torch.cuda.is_available() else torch.device('cpu')
+
+# %% ../nbs/08a_parallel.ipynb #e0465a3b
+@contextlib.contextmanager
+def torchrun_env(
+    local:bool=False, # we started the ranks, all on this machine (`run_ranks`): also LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, replacing inherited values
+):
+    "Within the block, torchrun's RANK and WORLD_SIZE (and with `local` its per-machine variables) from the default process group, so fastai's `rank_distrib()` and `num_distrib()` see this rank."
+    rank, ws = world()
+    want = dict(RANK=rank, WORLD_SIZE=ws) | (dict(LOCAL_RANK=rank, LOCAL_WORLD_SIZE=ws, MASTER_ADDR='127.0.0.1') if local else {})
+    want = {k: str(v) for k, v in want.items()} if ws > 1 else {}
+    if not local:
+        clash = {k: (os.environ[k], v) for k, v in want.items() if os.environ.get(k, v) != v}
+        if clash: raise RuntimeError(f'the environment disagrees with the process group (variable: (set, group)): {clash}: start the ranks with torchrun, or unset them')
+    old = {k: os.environ.get(k) for k in want}
+    os.environ.update(want)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
 
 # %% ../nbs/08a_parallel.ipynb #54b23bb0
 def _terms(learn) -> list[nn.Module]:
@@ -59,6 +80,7 @@ def _coalesced(tensors:list[Tensor], fn):
 class ParallelCallback(Callback):
     "Train one Learner on every rank of a process group: shard the training loader, start from rank 0's weights, average every optimised parameter's gradient, global-batch terms."
     order = MixedPrecision.order - 1                   # before_step: before mixed precision unscales and steps (after accumulation)
+    old_acc = ()
     def __init__(self, group=None): self.group, self.synced = group, set()
 
     def _src(self) -> int: return 0 if self.group is None else dist.get_global_rank(self.group, 0)
@@ -84,10 +106,16 @@ class ParallelCallback(Callback):
         self.rank, self.world_size = world(self.group)
         dl = self.dls.train
         if not isinstance(dl, DeviceDataLoader): raise TypeError(f'ParallelCallback shards a DeviceDataLoader (device_dataloaders), got {type(dl).__name__}')
+        acc = [cb for cb in self.learn.cbs if isinstance(cb, GradientAccumulation)]
+        if acc and dl.sampler is None and not dl.drop_last and dl.n % dl.bs % self.world_size:
+            raise ValueError(f'GradientAccumulation under ParallelCallback needs equal slices, but the last batch ({dl.n % dl.bs}) does not split over '
+                             f'{self.world_size} ranks (they would count different numbers of samples): drop the tail (drop_last=True)')
         self._check_same_seeds()
         self.old_shard, self.old_flags = (dl.rank, dl.world_size), {id(m): (m, m.global_batch) for m in _terms(self.learn)}
         dl.shard(self.rank, self.world_size)
         self._broadcast(self._params() + [b for b in self.learn.model.buffers()])
+        self.old_acc = [(cb, cb.n_acc) for cb in acc]
+        for cb, n in self.old_acc: cb.n_acc = n / self.world_size     # a rank counts its slice: n_acc / W of them is n_acc samples of global batches
 
     def before_batch(self):
         for m in _terms(self.learn): m.global_batch = self.training   # validation: every rank holds the whole batch
@@ -130,6 +158,7 @@ class ParallelCallback(Callback):
         self._sync_buffers()
         self.dls.train.shard(*self.old_shard)
         for m, flag in self.old_flags.values(): m.global_batch = flag
+        for cb, n in self.old_acc: cb.n_acc = n
 
 # %% ../nbs/08a_parallel.ipynb #2d925ade
 @contextlib.contextmanager
@@ -137,7 +166,7 @@ def parallel_ctx(
     learn, # the Learner, built the same way (same seeds) on every rank
     group=None, # the process group (default: the default group, joined from torchrun's variables when needed)
 ):
-    "Within it, `learn.fit` trains on every rank of the process group (see `ParallelCallback`); rank 0 alone shows progress. Single process: nothing changes."
+    "Within it, `learn.fit` trains on every rank of the process group (see `ParallelCallback`); rank 0 alone shows progress and (`torchrun_env`) saves or exports. Single process: nothing changes."
     started = init_parallel() if group is None else False
     rank, ws = world(group)
     if ws == 1:
@@ -149,7 +178,8 @@ def parallel_ctx(
     hidden = [c for c in learn.cbs if isinstance(c, ProgressCallback)] if rank else []
     learn.add_cb(cb); learn.remove_cbs(hidden)
     if rank: learn.logger = noop
-    try: yield learn
+    try:
+        with torchrun_env(): yield learn
     finally:
         learn.remove_cb(cb); learn.add_cbs(hidden); learn.logger = logger
         if started: dist.destroy_process_group()

@@ -35,33 +35,32 @@ class TextProgressCallback(ProgressCallback):
     def after_validate(self): pass
     def after_batch(self): pass
     def after_fit(self):
-        if hasattr(self, 'old_logger'): self.learn.logger = self.old_logger
+        if hasattr(self, 'old_logger'): self.learn.logger = self.old_logger; del self.old_logger     # only the logger this fit replaced
     def _write_stats(self, log):
         cells = [f'{v:.6f}' if isinstance(v, float) else str(v) for v in log]
         if not hasattr(self, 'widths') or len(self.widths) != len(cells): self.widths = [max(8, len(c)) for c in cells]   # the header
         print('  '.join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip(), flush=True)
 
 class AutoProgressCallback(TextProgressCallback):
-    "fastai's progress bars where `interactive()` holds at the start of a fit (a terminal, Jupyter), else `TextProgressCallback`'s plain per-epoch table."
+    "At the start of each fit and validation: fastai's `ProgressCallback` (`learn.progress`) draws its bars where `interactive()`, else it is kept quiet and this prints the plain per-epoch table; without `learn.progress` (inside `learn.no_bar()`) nothing of ours."
+    order = ProgressCallback.order - 1                # after the Recorder (the column names), before the callback it turns on or off
     _show = False
     def __init__(self, bars:bool|None=None): # None: bars where `interactive()`; False: never bars (the table only)
         self.bars = bars
-    def _base(self): return ProgressCallback if self._show else TextProgressCallback
+    def _decide(self) -> bool|None:
+        "True: fastai's bars; False: our table, fastai's callback off (fastai turns `run` back on after the fit); None: no `learn.progress`."
+        if not hasattr(self.learn, 'progress'): return None
+        show = self.bars is not False and interactive()
+        self.learn.progress.run = show
+        return show
     def before_fit(self):
-        self._show = self.bars is not False and interactive()
-        self._base().before_fit(self)
-    def before_epoch(self): self._base().before_epoch(self)
-    def before_train(self): self._base().before_train(self)
-    def before_validate(self): self._base().before_validate(self)
-    def after_train(self): self._base().after_train(self)
-    def after_validate(self): self._base().after_validate(self)
-    def after_batch(self): self._base().after_batch(self)
-    def after_fit(self): self._base().after_fit(self)
-    def _write_stats(self, log): self._base()._write_stats(self, log)
+        self._show = self._decide()
+        if self._show is False: super().before_fit()
+    def before_validate(self): self._decide()        # `get_preds` and `validate` outside a fit: no bar off a terminal
 
 def auto_progress(learn):
-    "Give `learn` an `AutoProgressCallback` in place of fastai's `ProgressCallback` (bars where `interactive()`, else the plain table); returns `learn`."
-    if hasattr(learn, 'progress'): learn.remove_cb(learn.progress)
+    "Give `learn` an `AutoProgressCallback` beside fastai's `ProgressCallback` (bars where `interactive()`, else the plain table; `no_bar` silences both); returns `learn`."
+    if not hasattr(learn, 'progress'): learn.add_cb(ProgressCallback())
     if not any(isinstance(cb, AutoProgressCallback) for cb in learn.cbs): learn.add_cb(AutoProgressCallback())
     return learn
 
@@ -73,13 +72,12 @@ def progress_output(learn,
     with contextlib.ExitStack() as stack:
         if not table: stack.enter_context(learn.no_logging())
         if not (interactive() and bar is not False):
-            had = hasattr(learn, 'progress')
-            if had:
+            autos = [cb for cb in learn.cbs if isinstance(cb, AutoProgressCallback)]
+            for cb in autos:                                  # `auto_progress`'s callback: the table, fastai's bars off, in the block
+                stack.callback(setattr, cb, 'bars', cb.bars); cb.bars = False
+            if not autos and hasattr(learn, 'progress'):
                 learn.remove_cb(learn.progress)
                 stack.callback(lambda: learn.add_cb(ProgressCallback()))
-            autos = [cb for cb in learn.cbs if isinstance(cb, AutoProgressCallback)]
-            for cb in autos:                                  # `auto_progress`'s callback: the table, no bars, in the block
-                stack.callback(setattr, cb, 'bars', cb.bars); cb.bars = False
             if not any(isinstance(cb, TextProgressCallback) for cb in learn.cbs):     # no duplicate table
                 learn.add_cb(TextProgressCallback())
                 stack.callback(lambda: learn.remove_cb(learn.text_progress))

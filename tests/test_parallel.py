@@ -6,6 +6,7 @@ the single-process weights to 1e-9 (float64 sums in another order), and report t
 import pytest
 import torch
 from torch import nn
+from fastai.callback.core import Callback
 from softsil_nb.distributed import run_ranks, world
 
 STEPS_PER_EPOCH, EPOCHS = 4, 2
@@ -22,7 +23,12 @@ def modules(head_seed:int) -> tuple[nn.Module, nn.Module]:
 
 def flat(model, head) -> torch.Tensor: return torch.cat([p.detach().reshape(-1) for p in list(model.parameters()) + list(head.parameters())])
 
-def fit(sampler_pk:bool, head_seed:int) -> dict:
+class Steps(Callback):
+    "Counts the optimizer steps (GradientAccumulation cancels the others before they step)."
+    order, n = 99, 0
+    def after_step(self): self.n += 1
+
+def fit(sampler_pk:bool, head_seed:int, n_acc:int|None=None, save_to=None, keep_tail:bool=False) -> dict:
     "Build (seeded) and fit the Learner in this process, under `parallel_ctx` when a process group runs; the final weights and losses."
     from fastai.learner import Learner
     from fastai.losses import CrossEntropyLossFlat
@@ -38,29 +44,61 @@ def fit(sampler_pk:bool, head_seed:int) -> dict:
     train = ArrayDataset(x[:48], y[:48], classes=list('abcd'), split_idx=0)
     valid = ArrayDataset(x[48:], y[48:], classes=list('abcd'), split_idx=1)
     sampler = ClassBalancedSampler(2, 6, n_batches=STEPS_PER_EPOCH) if sampler_pk else None   # p=2 x k=6: whole classes per rank
-    tdl = DeviceDataLoader(train, bs=12, shuffle=True, drop_last=True, sampler=sampler, seed=3, device='cpu',
+    if keep_tail: train = ArrayDataset(x[:45], y[:45], classes=list('abcd'), split_idx=0)      # a kept tail of 9: 5 and 4 samples
+    tdl = DeviceDataLoader(train, bs=12, shuffle=True, drop_last=not keep_tail, sampler=sampler, seed=3, device='cpu',
                            after_batch=[IntToFloatTensor(), BatchAugment(pad=1, degrees=10, n_views=2, seed=4)])
     vdl = DeviceDataLoader(valid, bs=16, seed=3, device='cpu', after_batch=[IntToFloatTensor()])
     start = flat(*modules(head_seed=10))                                   # rank 0's start (the same global draws on every rank)
     set_seed(0)
     model, head = modules(head_seed)
+    from fastai.callback.training import GradientAccumulation
+    steps = Steps()
     learn = Learner(DataLoaders(tdl, vdl, device='cpu'), model, loss_func=CrossEntropyLossFlat(), lr=0.05,
-                    cbs=[SoftSilhouetteCallback(1.0), SupConCallback(0.5, head=head)])
-    with parallel_ctx(learn), learn.no_bar(), learn.no_logging(): learn.fit(EPOCHS)
-    return dict(params=flat(model, head), start=start, valid_loss=learn.recorder.values[-1][1], train_loss=learn.recorder.values[-1][0],
-                n_iter=learn.train_iter, world=world())
+                    cbs=[SoftSilhouetteCallback(1.0), SupConCallback(0.5, head=head), steps] + ([GradientAccumulation(n_acc)] if n_acc else []))
+    out = {}
+    with parallel_ctx(learn), learn.no_bar(), learn.no_logging():
+        if keep_tail: return dict(error=_error(lambda: learn.fit(1)), n_acc=learn.gradient_accumulation.n_acc)
+        learn.fit(EPOCHS)
+        out = dict(params=flat(model, head), start=start, valid_loss=learn.recorder.values[-1][1], train_loss=learn.recorder.values[-1][0],
+                   n_iter=learn.train_iter, world=world(), steps=steps.n)
+        if save_to is not None: out.update(saves(learn, save_to))
+    return out
 
-def _rank(cases):
+def _error(f) -> str:
+    try: f()
+    except ValueError as e: return str(e)
+    return ''
+
+def saves(learn, root) -> dict:
+    "Inside `parallel_ctx`: fastai's view of the ranks, `learn.save` to a folder of this rank's, the validation predictions; `save` again under `run_one_parallel`'s `torchrun_env(local=True)` after the block's variables."
+    import os
+    from pathlib import Path
+    from fastai.torch_core import num_distrib, rank_distrib
+    from softsil_nb.parallel import torchrun_env
     rank = world()[0]
-    return [fit(pk, head_seed=10 + rank) for pk in cases]
+    learn.path = Path(root)/f'rank{rank}'
+    learn.save('inside')
+    seen = dict(fastai=(rank_distrib(), num_distrib()), n_valid=len(learn.get_preds()[1]))
+    with torchrun_env(local=True):
+        learn.save('spawned')
+        seen['local'] = [os.environ[k] for k in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE')]
+    return seen
+
+ACC = 48                                                  # n_acc: two global batches a step (12 samples, 2 views: fastai counts 24 labels)
+
+def _rank(cases, root):
+    rank = world()[0]
+    return ([fit(pk, head_seed=10 + rank) for pk in cases] + [fit(False, 10 + rank, n_acc=ACC, save_to=root)]
+            + [fit(False, 10 + rank, n_acc=ACC, keep_tail=True)])
 
 CASES = (False, True)
 
 @pytest.fixture(scope='module')
-def runs():
-    ranks = run_ranks(_rank, 2, CASES, timeout=300)
-    single = [fit(pk, head_seed=10) for pk in CASES]
-    return ranks, single
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp('ranks')
+    ranks = run_ranks(_rank, 2, CASES, str(root), timeout=300)     # one spawn for every test here
+    single = [fit(pk, head_seed=10) for pk in CASES] + [fit(False, 10, n_acc=ACC)]
+    return ranks, single, root
 
 @pytest.mark.parametrize('case', range(len(CASES)), ids=['shuffled', 'pk'])
 def test_two_ranks_equal_one_process_on_the_global_batch(runs, case):
@@ -73,6 +111,26 @@ def test_two_ranks_equal_one_process_on_the_global_batch(runs, case):
     assert torch.equal(a['start'], s['start']) and (s['params'] - s['start']).abs().max().item() > 1e-3     # training moved the weights
     assert a['valid_loss'] == b['valid_loss'] and abs(a['valid_loss'] - s['valid_loss']) < 1e-9
     assert abs(a['train_loss'] - s['train_loss']) < 1e-9                                  # the logged loss: the global batch's
+
+def test_gradient_accumulation_on_two_ranks_is_one_process_on_the_global_batch(runs):
+    "GradientAccumulation(n_acc=48) on 2 ranks of 6 samples (12 views) a batch: a step every 2 global batches, the single process's weights with the same n_acc."
+    (r0, r1), single = [r[len(CASES)] for r in runs[0]], runs[1][len(CASES)]
+    assert r0['steps'] == r1['steps'] == single['steps'] == STEPS_PER_EPOCH * EPOCHS * 2 * 12 // ACC      # 4 steps, not 2
+    assert torch.equal(r0['params'], r1['params']) and (r0['params'] - single['params']).abs().max().item() < 1e-9
+    assert (single['params'] - runs[1][0]['params']).abs().max().item() > 1e-3              # accumulation changed the run
+    assert abs(r0['train_loss'] - single['train_loss']) < 1e-9
+    tail0, tail1 = [r[len(CASES) + 1] for r in runs[0]]                                   # a kept tail that splits unevenly: refused
+    assert 'GradientAccumulation under ParallelCallback needs equal slices' in tail0['error'] and tail0['error'] == tail1['error']
+    assert tail0['n_acc'] == ACC                                                             # and n_acc left as it was
+
+def test_only_rank_0_saves_on_spawned_ranks(runs):
+    "Ranks spawned without torchrun: fastai sees rank and world size inside parallel_ctx, so `learn.save` writes on rank 0 only; predictions not gathered twice."
+    (r0, r1), root = [r[len(CASES)] for r in runs[0]], runs[2]
+    assert r0['fastai'] == (0, 2) and r1['fastai'] == (1, 2)
+    assert r0['n_valid'] == r1['n_valid'] == 16                                               # DeviceDataLoader.to_detach: the validation set once
+    assert r0['local'] == ['0', '0', '2', '2'] and r1['local'] == ['1', '1', '2', '2']
+    files = sorted(str(p.relative_to(root)) for p in root.rglob('*.pth'))
+    assert files == ['rank0/models/inside.pth', 'rank0/models/spawned.pth'], files
 
 def test_cli_run_nproc_2_writes_one_record_from_rank_0(tmp_path, capsys):
     "`softsil run --nproc 2` on a tiny configuration: one record (the ranks do not write), trained on 2 processes; a rerun appends nothing."

@@ -52,7 +52,7 @@ def test_method_learner_output_to_a_file(tmp_path, monkeypatch):
     X, y = torch.tensor(X[:300]).float().view(-1, 1, 8, 8) / 16, torch.tensor(y[:300])
     dls = DataLoaders.from_dsets(TensorDataset(X[:200], y[:200]), TensorDataset(X[200:], y[200:]), bs=50, device='cpu')
     learn = method_learner(dls, 'ce+sil', arch_kwargs=dict(widths=(8,)), feat_dim=16, proj_dim=8, metrics=[])
-    assert not hasattr(learn, 'progress') and sum(isinstance(cb, AutoProgressCallback) for cb in learn.cbs) == 1
+    assert type(learn.progress).__name__ == 'ProgressCallback' and sum(isinstance(cb, AutoProgressCallback) for cb in learn.cbs) == 1
     log = tmp_path / 'log.txt'
     with open(log, 'w') as f, contextlib.redirect_stdout(f):
         learn.fit(2, 1e-2)
@@ -72,3 +72,31 @@ def test_method_learner_output_to_a_file(tmp_path, monkeypatch):
     with contextlib.redirect_stdout(buf := io.StringIO()):
         with progress_output(learn, bar=False): learn.fit(1, 1e-2)
     assert '█' not in buf.getvalue() and len(buf.getvalue().splitlines()) == 2
+
+def test_no_bar_with_auto_progress(monkeypatch):
+    "Inside `learn.no_bar()` nothing of ours (fastai's own plain lists, as on a Learner without bars), in a terminal too; after it the auto behaviour: the table off a terminal (no bar from get_preds or validate), bars in one."
+    import ast
+    from fastai.test_utils import synth_learner
+    from softsil_nb import progress
+    from softsil_nb.progress import auto_progress
+    learn, plain = auto_progress(synth_learner(n_trn=32)), synth_learner(n_trn=32)       # plain: fastai's own Learner, the oracle
+    for tty in (False, True):
+        monkeypatch.setattr(progress, 'interactive', lambda: tty)
+        outs = []
+        for l in (learn, plain):
+            with contextlib.redirect_stdout(buf := io.StringIO()):
+                with l.no_bar(): l.fit(2, 1e-2); values = [list(v) for v in l.recorder.values]; l.get_preds()
+            outs.append(buf.getvalue())
+            lines = [ast.literal_eval(line) for line in buf.getvalue().splitlines()]     # fastai's logger: [epoch, losses..., time]
+            assert [v[0] for v in lines] == [0, 1] and [v[1:3] for v in lines] == values
+        assert '█' not in outs[0] and 'epoch' not in outs[0] and len(outs[0].splitlines()) == len(outs[1].splitlines()) == 2
+    monkeypatch.setattr(progress, 'interactive', lambda: False)
+    with contextlib.redirect_stdout(buf := io.StringIO()):
+        learn.fit(2, 1e-2); values = [list(v) for v in learn.recorder.values]; learn.get_preds(); learn.validate()
+    out = buf.getvalue(); lines = out.splitlines()
+    assert '█' not in out and '%' not in out and len(lines) == 3 and lines[0].split() == ['epoch', 'train_loss', 'valid_loss', 'time'], out
+    assert [float(c) for line in lines[1:] for c in line.split()[1:3]] == pytest.approx(sum(values, []), abs=1e-6)
+    monkeypatch.setattr(progress, 'interactive', lambda: True)
+    with contextlib.redirect_stdout(buf := io.StringIO()): learn.fit(1, 1e-2)
+    assert '█' in buf.getvalue() and learn.auto_progress._show
+    assert sum(type(cb).__name__ == 'ProgressCallback' for cb in learn.cbs) == 1                # no_bar's re-added callback, governed, not doubled
