@@ -124,16 +124,29 @@ def _classsum_distance_sums(x:Tensor, codes:Tensor, n_labels:int, metric:str) ->
     else: sums = torch.addmm(sq @ onehot, sq[:, None], onehot.sum(0)[None]) - 2 * dots   # n_c|x_i|^2 - 2 x_i.S_c + Q_c
     return sums.clamp_min_(0)
 
+def _euclidean_rows(a:Tensor, bt:Tensor, s:int, e:int, buf:Tensor) -> Tensor:
+    "Euclidean distances of rows s..e-1 to rows s..N-1 [e-s, N-s] in `buf`: one matmul of the augmented points, clamp, sqrt."
+    d = buf[:(e - s) * bt.shape[1] - (e - s) * s].view(e - s, bt.shape[1] - s)
+    torch.mm(a[s:e], bt[:, s:], out=d)                                   # |x_i|^2 + |x_j|^2 - 2 x_i.x_j in one product
+    d.clamp_min_(0).sqrt_()
+    d.diagonal().zero_()                                                 # exact zero on the diagonal
+    return d
+
+@torch.no_grad()
 def _euclidean_distance_sums(x:Tensor, codes:Tensor, n_labels:int, block_size:int) -> Tensor:
-    "Sums of the Euclidean distances from each point to each class [N, C]: blocks of rows, class sums by a one-hot matmul."
+    "Sums of the Euclidean distances from each point to each class [N, C]: upper-triangle blocks of rows, both directions' class sums by one-hot matmuls."
     x = x - x.mean(0)
-    onehot_t = F.one_hot(codes, n_labels).to(x.dtype).T.contiguous()   # [C, N]: this layout is the fast one for the matmul
-    sums = x.new_empty(n_labels, len(x))
-    for s in range(0, len(x), block_size):
-        d = pairwise_distances(x[s:s + block_size], x, metric='euclidean')
-        d.diagonal(s).zero_()                                            # exact zero on the diagonal
-        sums[:, s:s + block_size] = onehot_t @ d.T
-    return sums.T
+    n, sq = len(x), x.pow(2).sum(1, keepdim=True)
+    a = torch.cat([x, sq, torch.ones_like(sq)], 1)                       # [N, D+2] and [D+2, N]: a_i . b_j = |x_i - x_j|^2
+    bt = torch.cat([-2 * x, torch.ones_like(sq), sq], 1).T.contiguous()
+    onehot = F.one_hot(codes, n_labels).to(x.dtype)                     # [N, C]
+    sums, buf = x.new_zeros(n, n_labels), x.new_empty(min(block_size, n) * n)   # one block of at most block_size x N distances
+    for s in range(0, n, block_size):
+        e = min(s + block_size, n)
+        d = _euclidean_rows(a, bt, s, e, buf)                            # the distances are symmetric: each pair once
+        sums[s:e] += d @ onehot[s:]                                      # rows s..e-1 to every class
+        if e < n: sums[e:] += d[:, e - s:].T @ onehot[s:e]               # rows after the block to the block's points
+    return sums
 
 # %% ../nbs/00_silhouette.ipynb #4be227a5
 def silhouette_samples(

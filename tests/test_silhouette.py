@@ -28,18 +28,21 @@ def test_silhouette_equals_sklearn(data, metric, block):
     np.testing.assert_allclose(ours, skm.silhouette_samples(x, y, metric=metric), atol=1e-6)
 
 def test_silhouette_blocks_bound_memory():
-    "A block never holds more than block_size x N distances: check by counting the largest tensor built."
+    "A block never holds more than block_size x N distances, every pair is computed once: check by recording each block built."
     x, y = torch.randn(500, 4, dtype=torch.float64), torch.randint(0, 5, (500,))
     seen = []
     import softsil_nb.silhouette as S
-    orig = S.pairwise_distances
-    def spy(a, b=None, metric='euclidean'):
-        d = orig(a, b, metric); seen.append(d.numel()); return d
-    S.pairwise_distances = spy
+    orig = S._euclidean_rows
+    def spy(a, bt, s, e, buf):
+        d = orig(a, bt, s, e, buf); seen.append(d.shape); return d
+    S._euclidean_rows = spy
     try: v = silhouette_samples(x, y, block_size=50)
-    finally: S.pairwise_distances = orig
-    assert max(seen) == 50 * 500 and len(seen) == 10
+    finally: S._euclidean_rows = orig
+    assert max(r * c for r, c in seen) == 50 * 500 and len(seen) == 10
+    assert sum(r * c for r, c in seen) == sum(50 * (500 - s) for s in range(0, 500, 50))      # the upper triangle of blocks only
     np.testing.assert_allclose(v.numpy(), skm.silhouette_samples(x.numpy(), y.numpy()), atol=1e-9)
+    for bs in (1, 7, 499, 500, 10_000):                                   # uneven and degenerate blocks give the same values
+        np.testing.assert_allclose(silhouette_samples(x, y, block_size=bs).numpy(), v.numpy(), atol=1e-12)
 
 def test_silhouette_score_label_errors():
     x = torch.randn(5, 2)
