@@ -3,12 +3,14 @@ cross-entropy alone ('ce') against cross-entropy plus the Soft Silhouette term (
 interleaved in one process (each round: `--steps` steps of one method, then of the other, in alternating order), the
 median over the rounds of the per-round ratio, and its 95% interval by a bootstrap over the rounds (paired: both
 methods of a round ran back to back under the same load). Steps are bare (zero_grad, forward, loss, backward, step):
-no callbacks, as `softsil_nb.experiments.measure_overhead` times them; the Learner's loss is whatever method_learner builds.
+no callbacks, as `softsil_nb.experiments.measure_overhead` times them; the loss is `learner.method_loss` (the Learner's
+cross-entropy plus each term callback's weighted term, as a step of `fit` computes it).
 
     python benchmarks/train_overhead.py [--batch-sizes 128 1024] [--rounds 30] [--steps 3] [--threads 1]
 """
 import argparse, os, platform, random, statistics, time, warnings
 import torch
+from softsil_nb.learner import method_loss
 
 def learner(method:str, bs:int, seed:int=0):
     "A Learner of `method` on random data, its optimizer created, in train mode, and one batch of plain tensors."
@@ -26,7 +28,7 @@ def learner(method:str, bs:int, seed:int=0):
 
 def step(learn, x, y):
     learn.opt.zero_grad()
-    loss = learn.loss_func(learn.model(x), y); loss.backward(); learn.opt.step()
+    loss = method_loss(learn, learn.model(x), y); loss.backward(); learn.opt.step()
 
 def bootstrap(ratios:list, n:int=2000, seed:int=0) -> tuple[float, float]:
     "95% interval of the median of `ratios` by resampling the rounds."
