@@ -399,7 +399,7 @@ def soft_silhouette_samples(
     eps:float=1e-8, # guards the division when a = b = 0 (> 0)
     check_inputs:bool=True, # validate shapes, dtypes, NaN and labels (costs a host sync)
     batch=None, # this rank's slice of a global batch (`softsil_nb.distributed.GlobalBatch`): classes and sums over every rank
-    fused:bool=True, # class-sum form: the fused kernel `_FusedClassSum` where it applies (False: the autograd graph, its reference)
+    fused:bool=True, # class-sum form: the fused kernel (one autograd Function) where it applies (False: the autograd graph, its reference)
 ) -> SoftSilhouette:
     "Per-sample soft silhouette: a(i), soft b(i), s(i) and the mask of valid samples, computed in float32 or float64."
     method = check_soft_silhouette_args(metric, temperature, soft_min, denominator, method, normalize, eps, num_classes)
