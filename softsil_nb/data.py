@@ -5,7 +5,7 @@
 # %% ../nbs/04_data.ipynb #68f23426
 from __future__ import annotations
 import functools, gzip, hashlib, io, os, pickle, shutil, subprocess, sys, tempfile, time, zipfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -655,7 +655,9 @@ def load_internet(
     from fastai.data.external import untar_data
     if name not in INTERNET_DATASETS: raise ValueError(f"unknown internet dataset {name!r}; expected one of {', '.join(map(repr, INTERNET_DATASETS))}")
     s = INTERNET_DATASETS[name]
-    path = untar_data(url or s.url, base=None if base is None else str(base))
+    from softsil_nb.progress import interactive
+    quiet = nullcontext() if interactive() else redirect_stdout(io.StringIO())   # fastdownload's bar is raw text off a terminal
+    with quiet: path = untar_data(url or s.url, base=None if base is None else str(base))
     hw = (size, size) if size else s.image_size
     return load_folder(path, s.train, s.test, size=hw, channels=s.channels, name=name, flip=s.flip)
 

@@ -381,3 +381,11 @@ def test_a_killed_fetch_leaves_nothing_behind_for_long(tmp_path, monkeypatch):
     other = root/'.fetch-npm_other-2.0-abcd1234'; other.mkdir()            # another source's: its own fetch cleans it
     fetch_source(src, root)
     assert sorted(p.name for p in root.iterdir() if p.name.startswith('.fetch-')) == sorted([new.name, other.name])
+
+
+def test_load_internet_prints_no_download_bar_off_a_terminal(tmp_path, capsys):
+    "Off a terminal (a log file, CI, a docs page) fastai's download bar would be raw text: nothing is printed instead."
+    arch = make_folder_archive(tmp_path)
+    d = load_internet('cifar10', url=arch.as_uri(), base=tmp_path/'fastai')
+    out = capsys.readouterr().out
+    assert d.classes == ('airplane', 'cat', 'truck') and out == '', repr(out[:200])
