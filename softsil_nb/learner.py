@@ -23,7 +23,6 @@ from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
 from .silhouette import silhouette_score, _check_choice, soft_silhouette_samples, clamp_fraction
 from .losses import CombinedLoss, SoftSilhouetteLoss, PMLLoss, CenterLoss, INPUTS, _logits
-from .memory import attach_memory
 from .models import EmbeddingClassifier, create_model, embedding_splitter
 from .callbacks import SIL_WEIGHT, LossTermCallback, SoftSilhouetteCallback, SupConCallback
 from .progress import auto_progress
@@ -698,9 +697,7 @@ def method_learner(
     if m.supcon > 0:
         terms.append(SupConCallback(m.supcon, temperature=supcon_temperature, layer=supcon_input, head=nn.Identity(), repeat_labels=False,
                                     column=False, check_inputs=False))
-    if m.sil > 0:
-        terms.append(SoftSilhouetteCallback(m.sil, layer=sil_input, column=False, **sil_kw))
-        attach_memory(model, terms[-1].sil_loss)                       # a class memory is state: learn.save / load keep it with the model
+    if m.sil > 0: terms.append(SoftSilhouetteCallback(m.sil, layer=sil_input, column=False, **sil_kw))   # it puts a class memory in the model (after_create)
     if m.pml > 0:
         if not isinstance(pml_loss, nn.Module):
             pml_loss = pml_term(m.pml_kind, n_classes, dims[pml_input], **{**({'check_inputs': False} if m.pml_kind == 'center' else {}), **(pml_loss or {})})
