@@ -16,6 +16,7 @@ min_python = cfg['min_python']
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 timm_requirements = shlex.split(cfg.get('timm_requirements', ''))
+accelerate_requirements = shlex.split(cfg.get('accelerate_requirements', ''))
 lic_classifier = ['License :: ' + lic[1]]
 
 setuptools.setup(
@@ -24,7 +25,7 @@ setuptools.setup(
                  'Natural Language :: ' + cfg['language'].title()] + lic_classifier
                 + ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]],
     url=cfg['git_url'], packages=setuptools.find_packages(include=['softsil_nb', 'softsil_nb.*']), include_package_data=True,
-    install_requires=requirements, extras_require={'dev': dev_requirements, 'timm': timm_requirements}, dependency_links=cfg.get('dep_links', '').split(),
+    install_requires=requirements, extras_require={'dev': dev_requirements, 'timm': timm_requirements, 'accelerate': accelerate_requirements}, dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + min_python, long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown', zip_safe=False,
     entry_points={'console_scripts': cfg.get('console_scripts', '').split(), 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},

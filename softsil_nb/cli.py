@@ -173,6 +173,10 @@ def main(argv:list|None=None) -> int:
         if int(os.environ.get('WORLD_SIZE', '1')) > 1:
             if a.nproc > 1: return _fail('run', 'argument --nproc: torchrun already started the processes; leave --nproc at 1 under torchrun')
             return _run_torchrun(cfg, a.results)
+        if a.nproc == 1:                                     # launched without torchrun's variables: mpirun refused, accelerate --cpu warned
+            from softsil_nb.parallel import check_launch
+            try: check_launch()
+            except RuntimeError as e: return _fail('run', str(e))
         import functools
         runner = functools.partial(E.run_one_parallel, nproc=a.nproc) if a.nproc > 1 else None
         if E.run_suite([cfg], a.results, runner=runner) == 0: print(f'already in {a.results}: {cfg}')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08a_parallel.ipynb #46d855eb
 from __future__ import annotations
-import contextlib, datetime, os
+import contextlib, datetime, os, warnings
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -17,15 +17,30 @@ from .distributed import world
 from .loaders import DeviceDataLoader
 
 # %% auto #0
-__all__ = ['init_parallel', 'rank_device', 'torchrun_env', 'ParallelCallback', 'parallel_ctx']
+__all__ = ['check_launch', 'init_parallel', 'rank_device', 'torchrun_env', 'ParallelCallback', 'parallel_ctx']
 
 # %% ../nbs/08a_parallel.ipynb #49738125
+_MPI_SIZES = ('PMI_SIZE', 'OMPI_COMM_WORLD_SIZE', 'MV2_COMM_WORLD_SIZE')     # what mpirun (Intel MPI / MPICH, Open MPI, MVAPICH) sets
+
+def check_launch():
+    "Without torchrun's WORLD_SIZE: refuse an MPI launch (every process would train alone), warn after `accelerate launch --cpu` with several processes (it starts one)."
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1: return
+    mpi = [k for k in _MPI_SIZES if int(os.environ.get(k, '1') or '1') > 1]
+    if mpi: raise RuntimeError(f'{mpi[0]}={os.environ[mpi[0]]} (an MPI launch) but no WORLD_SIZE: every process would train alone. '
+                               'Launch with torchrun, or with accelerate launch --multi_gpu (which runs torchrun, on the CPU too)')
+    if os.environ.get('ACCELERATE_USE_CPU', '').lower() in ('1', 'true', 'yes') and 'MASTER_ADDR' in os.environ:
+        warnings.warn("accelerate launch --cpu with several processes started this one process alone (accelerate's multi-CPU mode runs "
+                      'mpirun from a hostfile): it trains on one process. For N gloo processes on the CPU: accelerate launch --multi_gpu '
+                      '--num_processes N (it runs torchrun), torchrun --nproc_per_node N, or softsil run --nproc N', stacklevel=2)
+
 def init_parallel(
     backend:str|None=None, # None: 'nccl' with a GPU, 'gloo' otherwise
     timeout:float=1800., # seconds a collective may wait for the other ranks
 ) -> bool: # True when this call created the process group (and the caller should destroy it)
     "Join the process group that `torchrun` describes (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); nothing when a group exists or WORLD_SIZE is 1 or unset."
-    if dist.is_initialized() or int(os.environ.get('WORLD_SIZE', '1')) <= 1: return False
+    if dist.is_initialized(): return False
+    check_launch()
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return False
     missing = [k for k in ('RANK', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
     if missing: raise RuntimeError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} but {', '.join(missing)} not set: launch with torchrun, which sets them")
     cuda = torch.cuda.is_available()
