@@ -317,36 +317,48 @@ class _FusedClassSum(torch.autograd.Function):
             sq = (norm / den_n).square_()                                      # |z_i|^2 without a pass over z
         else: den_n, tiny, z = None, None, x - x.mean(0); sq = _rowdot(z, z)
         means = z.new_zeros(n_classes, z.shape[1]).index_add_(0, codes, z).div_(n1[:, None])   # [C, D]: S_c / n_c
-        if metric == 'cosine': m = torch.addmm(z.new_ones(n_classes), z, means.T, alpha=-1)
-        else: m = torch.addmm(z.new_zeros(n_classes).index_add_(0, codes, sq).div_(n1), z, means.T, alpha=-2).add_(sq[:, None])
+        big = torch.finfo(z.dtype).max / 4                                   # hides a class: exp(-(big - min) / tau) is 0, big * 0 stays 0
+        finite_hide = soft_min != 'hard' and tau * 1e3 < big               # else (a temperature near the dtype's max) inf and a copy
+        hide = z.new_zeros(n_classes).masked_fill_(~present & has, big if finite_hide else math.inf)   # absent classes out, through the product's bias
+        # m: the [B, C] mean distances less a per-row constant r (cosine 1, sqeuclidean |z_i|^2), which no soft minimum sees
+        if metric == 'cosine': r, m = 1., torch.addmm(hide, z, means.T, alpha=-1)
+        else: r, m = sq, torch.addmm(z.new_zeros(n_classes).index_add_(0, codes, sq).div_(n1).add_(hide), z, means.T, alpha=-2)
         rows = torch.arange(0, len(m) * n_classes, n_classes, device=m.device)   # flat [B, C] offsets: 1-D index ops stay serial (no thread barrier)
         own_ix = rows + codes                                                # where m[i, k_i] lies in m.view(-1)
         own = m.view(-1).index_select(0, own_ix)
-        intra = own_n * own
+        intra = own_n * (own + r)
         if metric == 'cosine': intra = intra - (1 - sq)
         den1 = (own_n - 1).clamp_min(1)
         a = intra.clamp_min(0) / den1
-        hidden = torch.where(~present & has, math.inf, 0.).to(m.dtype)       # absent classes out: one pass, the copy itself
-        w, se, ex = torch.add(m, hidden), None, None
-        w.view(-1).index_copy_(0, own_ix, torch.where(has, math.inf, own))   # the own class out
-        if soft_min == 'hard': b_raw, w = w.min(1)                           # w: the argmin
+        m.view(-1).index_copy_(0, own_ix, torch.where(has, own.new_tensor(big if finite_hide else math.inf), own))   # the own class out, in place
+        w = se = arg = P = kt = None
+        if soft_min == 'hard': low, arg = m.min(1); b_raw = low + r
         else:
-            low = w.amin(1, keepdim=True)
-            w = w.sub_(low).div_(-tau)                                       # logits <= 0 (the difference first: any temperature)
+            if not finite_hide: m = m.nan_to_num_(posinf=big)     # (rare) big no longer hides: w is masked below
+            low = m.amin(1, keepdim=True)
+            d = m.sub_(low)                                                  # d >= 0 (the difference first: any temperature)
+            w = torch.div(d, -tau)                                           # the logits
+            if not finite_hide: _hide_fill_(w, codes, present, has, -math.inf)
             if soft_min == 'logmeanexp':
                 n = n_other.clamp_min(1).to(m.dtype)
                 near = _hide_fill_(torch.expm1(w), codes, present, has, 0.).sum(1) / n
-            se = w.exp_().sum(1)                                             # w: exp(logits)
-            if soft_min == 'softmax': b_raw = _rowdot(w, m) / se
-            else: b_raw = low.squeeze(1) - tau * torch.where(near > -0.5, torch.log1p(near.clamp_min(-0.5)), torch.log(se) - torch.log(n))
+            se = w.exp_().sum(1)                                             # w: exp(logits), 0 where hidden
+            low = low.squeeze(1)
+            if soft_min == 'softmax':
+                P = d.mul_(w)                                                # w * d in d's place (hidden: 0 * big = 0)
+                beta = P.sum(1) / se                                         # b - min: the softmax-weighted mean of d
+                b_raw, kt = low + beta + r, (tau + beta)[:, None]
+            else: b_raw = low + r - tau * torch.where(near > -0.5, torch.log1p(near.clamp_min(-0.5)), torch.log(se) - torch.log(n))
         b = b_raw.clamp_min(0)
         valid = (own_n >= 2) & has
         den = torch.maximum(a, b)
+        ex = None
         if denominator == 'smoothmax': ex = torch.exp(-(a - b).abs() / tau); den = den + tau * torch.log1p(ex)
         dc = den.clamp_min(eps)
         s = torch.where(valid, (b - a) / dc, torch.zeros_like(a))
         ctx.mark_non_differentiable(valid)
-        ctx.save_for_backward(z, den_n, tiny, means, m, w, se, ex, codes, rows, own_ix, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid)
+        ctx.P = P                                                            # an intermediate: the backward borrows its memory and gives it back
+        ctx.save_for_backward(z, den_n, tiny, means, w, kt, se, arg, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid)
         ctx.opts = metric, normalize, tau, soft_min, eps
         return a, b, s, valid
 
@@ -358,8 +370,9 @@ class _FusedClassSum(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, g_a, g_b, g_s):
-        z, den_n, tiny, means, m, w, se, ex, codes, rows, own_ix, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid = ctx.saved_tensors
+        z, den_n, tiny, means, w, kt, se, arg, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid = ctx.saved_tensors
         metric, normalize, tau, soft_min, eps = ctx.opts
+        P = ctx.P
         g_a = torch.zeros_like(a) if g_a is None else g_a
         g_b = torch.zeros_like(b) if g_b is None else g_b
         if g_s is not None:                                                  # s = (b - a) / den
@@ -370,17 +383,25 @@ class _FusedClassSum(torch.autograd.Function):
             g_b = g_b + gs * (1 - s * torch.where(on, db, 0.))
         g_b = torch.where(b_raw >= 0, g_b, torch.zeros_like(g_b))            # the clamp of b at 0
         g_in = torch.where(intra >= 0, g_a, torch.zeros_like(g_a)) / den1    # the clamp of a's sum at 0
-        if soft_min == 'hard': G = torch.zeros_like(m); G.view(-1).index_copy_(0, rows + w, g_b)
-        elif soft_min == 'softmax':                                          # d b / d m_c = p_c (1 - (m_c - b) / tau)
-            c = g_b / se
-            G = (m - b_raw[:, None]); G = torch.addcmul(c[:, None], G, (-c / tau)[:, None], out=G).mul_(w)
-        else: G = w * (g_b / se)[:, None]                                    # d b / d m_c = p_c
-        G.view(-1).index_add_(0, own_ix, g_in * own_n)                # G: the gradient of m [B, C]
-        alpha = 1. if metric == 'cosine' else 2.
-        g_sq = g_in if metric == 'cosine' else G.sum(1) + (G.sum(0) / n1)[codes]
-        gz = (G.T @ z).div_(n1[:, None]).mul_(-alpha).index_select(0, codes).addmm_(G, means, alpha=-alpha)
+        parts = [(codes, g_in * own_n)]                                      # the gradient of m [B, C]: rho[:, None] * H, plus one entry per row and part
+        if soft_min == 'hard': rho, H = None, None; parts.append((arg, g_b))
+        elif soft_min == 'softmax': rho, H = g_b / (se * -tau), P.addcmul_(w, kt, value=-1)   # d b / d m_c = p_c (1 - (d_c - beta) / tau), in P's place
+        else: rho, H = g_b / se, w                                           # d b / d m_c = p_c
+        gS = means.new_zeros(means.shape)                                    # G.T @ z
+        for ix, c in parts: gS.index_add_(0, ix, z * c[:, None])
+        if H is not None: gS.addmm_(H.T, z * rho[:, None])
+        gz = gS.div_(n1[:, None]).index_select(0, codes)
+        for ix, c in parts: gz.addcmul_(means.index_select(0, ix), c[:, None])   # G @ means
+        if H is not None: gz.addcmul_(H @ means, rho[:, None])
+        gz.mul_(-1. if metric == 'cosine' else -2.)
+        if metric == 'cosine': g_sq = g_in
+        else:                                                                # G.sum(1): the soft minimum's weights sum to 1
+            g_sum0 = sum(n1.new_zeros(len(n1)).index_add_(0, ix, c) for ix, c in parts)
+            if H is not None: g_sum0 = g_sum0.addmv_(H.T, rho)
+            g_sq = g_b + parts[0][1] + (g_sum0 / n1)[codes]
+        if soft_min == 'softmax': P.addcmul_(w, kt)                         # P back (to rounding) for another backward of this graph
         if normalize:                                                        # F.normalize's backward: the radial part goes
-            coef = torch.where(tiny, 2 * g_sq, -_rowdot(z, gz))       # (rows shorter than its eps keep it)
+            coef = torch.where(tiny, 2 * g_sq, -_rowdot(z, gz))             # (rows shorter than its eps keep it)
             gz.addcmul_(z, coef[:, None]).div_(den_n[:, None])
         else: gz.addcmul_(z, (2 * g_sq)[:, None])
         return gz, None, None, None, None, None, None, None, None
