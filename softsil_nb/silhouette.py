@@ -383,7 +383,25 @@ class _FusedClassSum(torch.autograd.Function):
             g_b = g_b + gs * (1 - s * torch.where(on, db, 0.))
         g_b = torch.where(b_raw >= 0, g_b, torch.zeros_like(g_b))            # the clamp of b at 0
         g_in = torch.where(intra >= 0, g_a, torch.zeros_like(g_a)) / den1    # the clamp of a's sum at 0
-        parts = [(codes, g_in * own_n)]                                      # the gradient of m [B, C]: rho[:, None] * H, plus one entry per row and part
+        g_own = g_in * own_n                                                 # d loss / d m[i, k_i] through a(i)
+        if len(n1) <= z.shape[1]:                                            # few classes: the [B, C] gradient G itself is small
+            if soft_min == 'hard': G = z.new_zeros(len(z), len(n1)).scatter_(1, arg[:, None], g_b[:, None])
+            elif soft_min == 'softmax': G = torch.addcmul(P, w, kt, value=-1).mul_((g_b / (se * -tau))[:, None])
+            else: G = w * (g_b / se)[:, None]
+            G.view(-1).index_add_(0, torch.arange(0, G.numel(), len(n1), device=G.device) + codes, g_own)
+            gz = (G.T @ z).div_(n1[:, None]).index_select(0, codes).addmm_(G, means).mul_(-1. if metric == 'cosine' else -2.)
+            g_sq = g_in if metric == 'cosine' else G.sum(1) + (G.sum(0) / n1)[codes]
+        else: gz, g_sq = _FusedClassSum._many_classes(z, means, codes, n1, P, w, kt, se, arg, g_b, g_in, g_own, metric, tau, soft_min)
+        if normalize:                                                        # F.normalize's backward: the radial part goes
+            coef = torch.where(tiny, 2 * g_sq, -_rowdot(z, gz))             # (rows shorter than its eps keep it)
+            gz.addcmul_(z, coef[:, None]).div_(den_n[:, None])
+        else: gz.addcmul_(z, (2 * g_sq)[:, None])
+        return gz, None, None, None, None, None, None, None, None
+
+    @staticmethod
+    def _many_classes(z, means, codes, n1, P, w, kt, se, arg, g_b, g_in, g_own, metric, tau, soft_min):
+        "The gradient of z (and of |z|^2) when the classes outnumber the features: the soft minimum's row factor on the [B, D] operands, P's memory borrowed."
+        parts = [(codes, g_own)]                                      # the gradient of m [B, C]: rho[:, None] * H, plus one entry per row and part
         if soft_min == 'hard': rho, H = None, None; parts.append((arg, g_b))
         elif soft_min == 'softmax': rho, H = g_b / (se * -tau), P.addcmul_(w, kt, value=-1)   # d b / d m_c = p_c (1 - (d_c - beta) / tau), in P's place
         else: rho, H = g_b / se, w                                           # d b / d m_c = p_c
@@ -398,13 +416,9 @@ class _FusedClassSum(torch.autograd.Function):
         else:                                                                # G.sum(1): the soft minimum's weights sum to 1
             g_sum0 = sum(n1.new_zeros(len(n1)).index_add_(0, ix, c) for ix, c in parts)
             if H is not None: g_sum0 = g_sum0.addmv_(H.T, rho)
-            g_sq = g_b + parts[0][1] + (g_sum0 / n1)[codes]
+            g_sq = g_b + g_own + (g_sum0 / n1)[codes]
         if soft_min == 'softmax': P.addcmul_(w, kt)                         # P back (to rounding) for another backward of this graph
-        if normalize:                                                        # F.normalize's backward: the radial part goes
-            coef = torch.where(tiny, 2 * g_sq, -_rowdot(z, gz))             # (rows shorter than its eps keep it)
-            gz.addcmul_(z, coef[:, None]).div_(den_n[:, None])
-        else: gz.addcmul_(z, (2 * g_sq)[:, None])
-        return gz, None, None, None, None, None, None, None, None
+        return gz, g_sq
 
 # %% ../nbs/00_silhouette.ipynb #f194e8f7
 def soft_silhouette_samples(
