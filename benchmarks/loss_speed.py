@@ -12,7 +12,7 @@ cores busy, with 1 and 2 torch threads, and a torch.profiler table of the loss's
 
     python benchmarks/loss_speed.py [--sizes 256 1024 4096 8192] [--dim 128] [--classes 100] [--device cpu|cuda]
     python benchmarks/loss_speed.py --floor [--sizes 1024 4096 16384 65536] [--classes 10 100 1000] [--threads 2]
-    python benchmarks/loss_speed.py --contention [--sizes 4096] [--classes 100]
+    python benchmarks/loss_speed.py --contention [--sizes 4096] [--classes 100] [--rounds 5]
 """
 import argparse, os, platform, statistics, subprocess, sys, time
 import torch
@@ -87,34 +87,44 @@ def floor_table(sizes=(1024, 4096, 16384, 65536), classes=(10, 100, 1000), dim=1
 
 BUSY = "import torch; torch.set_num_threads(2); a = torch.randn(1024, 1024)\nwhile True: a @ a"
 
-def contention(b=4096, classes=100, dim=128, reps=15, profile_rows=12):
-    "Loss and floor with 1 and 2 threads on a quiet machine and beside a busy 2-thread process; and a profile of the loss under contention."
+def contention(b=4096, classes=100, dim=128, reps=15, rounds=1, profile_rows=12):
+    "Loss and floor with 1 and 2 threads on a quiet machine and beside a busy 2-thread process, `rounds` times; the slow-downs per round; a profile of the loss under contention."
     fns = steps(b, dim, classes, 'cpu')
-    print(f'torch={torch.__version__} cpus={os.cpu_count()} B={b} C={classes} D={dim} float32, forward + backward, interleaved medians of {reps}')
-    print('| torch threads | competing process | ' + ' | '.join(f'{k} (ms)' for k in fns) + ' | loss / floor |')
-    print('|---' * (len(fns) + 3) + '|')
-    base = {}
-    for busy in (False, True):
-        proc = subprocess.Popen([sys.executable, '-c', BUSY]) if busy else None
-        try:
-            if busy: time.sleep(2)                                         # let it start
-            for threads in (1, 2):
-                torch.set_num_threads(threads)
-                med = {k: v * 1e3 for k, v in interleaved(fns, 'cpu', reps).items()}
-                base.setdefault(threads, med)
-                print(f"| {threads} | {'busy 2-thread matmul' if busy else 'none'} | " + ' | '.join(f'{v:.2f}' for v in med.values())
-                      + f" | {med['loss'] / med['floor']:.2f}x |", flush=True)
-            if busy:
-                slow = {k: med[k] / base[2][k] for k in med}
-                print('\nslow-down with 2 threads, busy / quiet: ' + ', '.join(f'{k} {v:.1f}x' for k, v in slow.items()))
-                from torch.profiler import profile, ProfilerActivity
-                with profile(activities=[ProfilerActivity.CPU]) as prof:
-                    for _ in range(3): fns['loss']()
-                print(f'\nthe loss under contention, 2 threads, 3 calls (torch.profiler, by self CPU time):\n')
-                print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=profile_rows))
-        finally:
-            if proc is not None: proc.kill(); proc.wait()
+    print(f'torch={torch.__version__} cpus={os.cpu_count()} B={b} C={classes} D={dim} float32, forward + backward, interleaved medians of {reps}, {rounds} round(s)')
+    print('| round | torch threads | competing process | ' + ' | '.join(f'{k} (ms)' for k in fns) + ' | loss / floor |')
+    print('|---' * (len(fns) + 4) + '|')
+    slows = {1: [], 2: []}                                                # per round and thread count: busy / quiet of each
+    for rnd in range(1, rounds + 1):
+        base = {}
+        for busy in (False, True):
+            proc = subprocess.Popen([sys.executable, '-c', BUSY]) if busy else None
+            try:
+                if busy: time.sleep(2)                                     # let it start
+                for threads in (1, 2):
+                    torch.set_num_threads(threads)
+                    med = {k: v * 1e3 for k, v in interleaved(fns, 'cpu', reps).items()}
+                    base.setdefault(threads, med)
+                    if busy: slows[threads].append({k: med[k] / base[threads][k] for k in med})
+                    print(f"| {rnd} | {threads} | {'busy 2-thread matmul' if busy else 'none'} | " + ' | '.join(f'{v:.2f}' for v in med.values())
+                          + f" | {med['loss'] / med['floor']:.2f}x |", flush=True)
+                if busy and rnd == rounds:
+                    from torch.profiler import profile, ProfilerActivity
+                    with profile(activities=[ProfilerActivity.CPU]) as prof:
+                        for _ in range(3): fns['loss']()
+                    profile_table = prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=profile_rows)
+            finally:
+                if proc is not None: proc.kill(); proc.wait()
     torch.set_num_threads(2)
+    print('\nslow-down beside the busy process (busy / quiet, the same round), median [min, max] over the rounds:\n')
+    print('| torch threads | ' + ' | '.join(fns) + ' | loss slow-down / floor slow-down | cheap path slow-down / floor slow-down |')
+    print('|---' * (len(fns) + 3) + '|')
+    def mm(v): return f'{statistics.median(v):.1f}x [{min(v):.1f}, {max(v):.1f}]'
+    for threads, per in slows.items():
+        rel = [r['loss'] / r['floor'] for r in per]
+        relc = [r['loss+num_classes,no checks'] / r['floor'] for r in per]
+        print(f'| {threads} | ' + ' | '.join(mm([r[k] for r in per]) for k in fns) + f' | {mm(rel)} | {mm(relc)} |')
+    print(f'\nthe loss under contention, 2 threads, 3 calls, last round (torch.profiler, by self CPU time):\n')
+    print(profile_table)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,10 +134,11 @@ if __name__ == '__main__':
     p.add_argument('--device', default=None)
     p.add_argument('--reps', type=int, default=None)
     p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--rounds', type=int, default=1, help='--contention: repeat the quiet / busy measurement this many times')
     p.add_argument('--floor', action='store_true', help='the loss against its floor')
     p.add_argument('--contention', action='store_true', help='loss and floor beside a busy process')
     a = p.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     if a.floor: floor_table(a.sizes or [1024, 4096, 16384, 65536], a.classes or [10, 100, 1000], a.dim, a.device, a.reps)
-    elif a.contention: contention((a.sizes or [4096])[0], (a.classes or [100])[0], a.dim, a.reps or 15)
+    elif a.contention: contention((a.sizes or [4096])[0], (a.classes or [100])[0], a.dim, a.reps or 15, a.rounds)
     else: main(a.sizes or [256, 1024, 4096, 8192], a.dim, (a.classes or [100])[0], a.device, a.reps)

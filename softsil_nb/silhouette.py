@@ -303,6 +303,8 @@ def _den_grads(a:Tensor, b:Tensor, ex:Tensor|None) -> tuple[Tensor, Tensor]:
     return torch.where(tie, 0.5, torch.where(up, hi, lo)), torch.where(tie, 0.5, torch.where(up, lo, hi))
 
 # %% ../nbs/00_silhouette.ipynb #ed3979d3
+_BLOCK = 1 << 20   # elements of one [rows, C] block of the soft minimum: cache-sized, so that each pass over it stays in cache
+
 class _FusedClassSum(torch.autograd.Function):
     "a(i), b(i), s(i) and valid of the class-sum soft silhouette in one forward, with an analytic backward of a few matmuls."
     @staticmethod
@@ -317,38 +319,44 @@ class _FusedClassSum(torch.autograd.Function):
             sq = (norm / den_n).square_()                                      # |z_i|^2 without a pass over z
         else: den_n, tiny, z = None, None, x - x.mean(0); sq = _rowdot(z, z)
         means = z.new_zeros(n_classes, z.shape[1]).index_add_(0, codes, z).div_(n1[:, None])   # [C, D]: S_c / n_c
-        big = torch.finfo(z.dtype).max / 4                                   # hides a class: exp(-(big - min) / tau) is 0, big * 0 stays 0
-        finite_hide = soft_min != 'hard' and tau * 1e3 < big               # else (a temperature near the dtype's max) inf and a copy
-        hide = z.new_zeros(n_classes).masked_fill_(~present & has, big if finite_hide else math.inf)   # absent classes out, through the product's bias
+        big = torch.finfo(z.dtype).max / 4                                   # hides a class: exp(-(big - min) / tau) is 0, and 0 * big stays 0
+        out = big if soft_min != 'hard' and tau * 1e3 < big else math.inf    # (a temperature near the dtype's max: inf, and the logits masked)
+        hide = z.new_zeros(n_classes).masked_fill_(~present & has, out)      # absent classes out, through the product's bias
         # m: the [B, C] mean distances less a per-row constant r (cosine 1, sqeuclidean |z_i|^2), which no soft minimum sees
-        if metric == 'cosine': r, m = 1., torch.addmm(hide, z, means.T, alpha=-1)
-        else: r, m = sq, torch.addmm(z.new_zeros(n_classes).index_add_(0, codes, sq).div_(n1).add_(hide), z, means.T, alpha=-2)
-        rows = torch.arange(0, len(m) * n_classes, n_classes, device=m.device)   # flat [B, C] offsets: 1-D index ops stay serial (no thread barrier)
-        own_ix = rows + codes                                                # where m[i, k_i] lies in m.view(-1)
-        own = m.view(-1).index_select(0, own_ix)
-        intra = own_n * (own + r)
-        if metric == 'cosine': intra = intra - (1 - sq)
-        den1 = (own_n - 1).clamp_min(1)
-        a = intra.clamp_min(0) / den1
-        m.view(-1).index_copy_(0, own_ix, torch.where(has, own.new_tensor(big if finite_hide else math.inf), own))   # the own class out, in place
-        w = se = arg = P = kt = None
-        if soft_min == 'hard': low, arg = m.min(1); b_raw = low + r
-        else:
-            if not finite_hide: m = m.nan_to_num_(posinf=big)     # (rare) big no longer hides: w is masked below
+        if metric == 'cosine': r, bias, alpha = 1., hide, -1.
+        else: r, bias, alpha = sq, z.new_zeros(n_classes).index_add_(0, codes, sq).div_(n1).add_(hide), -2.
+        step = max(1, _BLOCK // n_classes)
+        W, P, parts = [], [], []
+        for i in range(0, len(z) or 1, step):                                # blocks of rows (one, empty, for an empty batch)
+            cj = codes[i:i + step]
+            m = torch.addmm(bias, z[i:i + step], means.T, alpha=alpha)
+            own_ix = torch.arange(0, len(m) * n_classes, n_classes, device=m.device) + cj   # m[i, k_i] in m.view(-1): 1-D index ops stay serial
+            own = m.view(-1).index_select(0, own_ix)
+            m.view(-1).index_copy_(0, own_ix, torch.where(has, own.new_tensor(out), own))   # the own class out
+            if soft_min == 'hard': low, arg = m.min(1); parts.append((own, low, arg)); continue
+            if out == math.inf: m = m.nan_to_num_(posinf=big)
             low = m.amin(1, keepdim=True)
             d = m.sub_(low)                                                  # d >= 0 (the difference first: any temperature)
             w = torch.div(d, -tau)                                           # the logits
-            if not finite_hide: _hide_fill_(w, codes, present, has, -math.inf)
-            if soft_min == 'logmeanexp':
-                n = n_other.clamp_min(1).to(m.dtype)
-                near = _hide_fill_(torch.expm1(w), codes, present, has, 0.).sum(1) / n
+            if out == math.inf: _hide_fill_(w, cj, present, has, -math.inf)
+            near = _hide_fill_(torch.expm1(w), cj, present, has, 0.).sum(1) if soft_min == 'logmeanexp' else None
             se = w.exp_().sum(1)                                             # w: exp(logits), 0 where hidden
-            low = low.squeeze(1)
-            if soft_min == 'softmax':
-                P = d.mul_(w)                                                # w * d in d's place (hidden: 0 * big = 0)
-                beta = P.sum(1) / se                                         # b - min: the softmax-weighted mean of d
-                b_raw, kt = low + beta + r, (tau + beta)[:, None]
-            else: b_raw = low + r - tau * torch.where(near > -0.5, torch.log1p(near.clamp_min(-0.5)), torch.log(se) - torch.log(n))
+            if soft_min == 'softmax': P.append(d.mul_(w)); near = P[-1].sum(1)   # w * d in d's place (hidden: 0 * big = 0)
+            W.append(w); parts.append((own, low.squeeze(1), se, near))
+        parts = [torch.cat(t) for t in zip(*parts)]
+        own, low = parts[0] + r, parts[1]
+        intra = own_n * own
+        if metric == 'cosine': intra = intra - (1 - sq)
+        den1 = (own_n - 1).clamp_min(1)
+        a = intra.clamp_min(0) / den1
+        arg = se = kt = None
+        if soft_min == 'hard': arg, b_raw = parts[2], low + r
+        else:
+            se = parts[2]
+            if soft_min == 'softmax': beta = parts[3] / se; b_raw, kt = low + beta + r, (tau + beta)[:, None]   # beta: the softmax mean of d
+            else:
+                n = n_other.clamp_min(1).to(z.dtype); near = parts[3] / n
+                b_raw = low + r - tau * torch.where(near > -0.5, torch.log1p(near.clamp_min(-0.5)), torch.log(se) - torch.log(n))
         b = b_raw.clamp_min(0)
         valid = (own_n >= 2) & has
         den = torch.maximum(a, b)
@@ -357,9 +365,9 @@ class _FusedClassSum(torch.autograd.Function):
         dc = den.clamp_min(eps)
         s = torch.where(valid, (b - a) / dc, torch.zeros_like(a))
         ctx.mark_non_differentiable(valid)
-        ctx.P = P                                                            # an intermediate: the backward borrows its memory and gives it back
-        ctx.save_for_backward(z, den_n, tiny, means, w, kt, se, arg, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid)
-        ctx.opts = metric, normalize, tau, soft_min, eps
+        ctx.W, ctx.P = W, P                                                  # the blocks' weights and w * d: intermediates
+        ctx.save_for_backward(z, den_n, tiny, means, kt, se, arg, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid)
+        ctx.opts = metric, normalize, tau, soft_min, eps, step
         return a, b, s, valid
 
     @staticmethod
@@ -370,9 +378,8 @@ class _FusedClassSum(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, g_a, g_b, g_s):
-        z, den_n, tiny, means, w, kt, se, arg, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid = ctx.saved_tensors
-        metric, normalize, tau, soft_min, eps = ctx.opts
-        P = ctx.P
+        z, den_n, tiny, means, kt, se, arg, ex, codes, n1, own_n, den1, intra, a, b, b_raw, den, dc, s, valid = ctx.saved_tensors
+        metric, normalize, tau, soft_min, eps, step = ctx.opts
         g_a = torch.zeros_like(a) if g_a is None else g_a
         g_b = torch.zeros_like(b) if g_b is None else g_b
         if g_s is not None:                                                  # s = (b - a) / den
@@ -384,41 +391,27 @@ class _FusedClassSum(torch.autograd.Function):
         g_b = torch.where(b_raw >= 0, g_b, torch.zeros_like(g_b))            # the clamp of b at 0
         g_in = torch.where(intra >= 0, g_a, torch.zeros_like(g_a)) / den1    # the clamp of a's sum at 0
         g_own = g_in * own_n                                                 # d loss / d m[i, k_i] through a(i)
-        if len(n1) <= z.shape[1]:                                            # few classes: the [B, C] gradient G itself is small
-            if soft_min == 'hard': G = z.new_zeros(len(z), len(n1)).scatter_(1, arg[:, None], g_b[:, None])
-            elif soft_min == 'softmax': G = torch.addcmul(P, w, kt, value=-1).mul_((g_b / (se * -tau))[:, None])
-            else: G = w * (g_b / se)[:, None]
-            G.view(-1).index_add_(0, torch.arange(0, G.numel(), len(n1), device=G.device) + codes, g_own)
-            gz = (G.T @ z).div_(n1[:, None]).index_select(0, codes).addmm_(G, means).mul_(-1. if metric == 'cosine' else -2.)
-            g_sq = g_in if metric == 'cosine' else G.sum(1) + (G.sum(0) / n1)[codes]
-        else: gz, g_sq = _FusedClassSum._many_classes(z, means, codes, n1, P, w, kt, se, arg, g_b, g_in, g_own, metric, tau, soft_min)
+        if soft_min == 'softmax': rho = g_b / (se * -tau)                    # d b / d m_c = p_c (1 - (d_c - beta) / tau)
+        elif soft_min == 'logmeanexp': rho = g_b / se                        # d b / d m_c = p_c
+        n_classes, sqe = len(n1), metric == 'sqeuclidean'
+        gS, gM = torch.zeros_like(means), torch.empty_like(z)                # G.T @ z and G @ means, G: the gradient of m [B, C], block by block
+        g_rows, g_cols = [], torch.zeros_like(n1)
+        for j, i in enumerate(range(0, len(z) or 1, step)):
+            rows = slice(i, i + step)
+            if soft_min == 'hard': G = z.new_zeros(len(codes[rows]), n_classes).scatter_(1, arg[rows, None], g_b[rows, None])
+            elif soft_min == 'softmax': G = torch.addcmul(ctx.P[j], ctx.W[j], kt[rows], value=-1).mul_(rho[rows, None])
+            else: G = ctx.W[j] * rho[rows, None]
+            G.view(-1).index_add_(0, torch.arange(0, G.numel(), n_classes, device=G.device) + codes[rows], g_own[rows])
+            gS.addmm_(G.T, z[rows])
+            torch.mm(G, means, out=gM[rows])
+            if sqe: g_rows.append(G.sum(1)); g_cols.add_(G.sum(0))
+        gz = gS.div_(n1[:, None]).index_select(0, codes).add_(gM).mul_(2. if sqe else 1.).neg_()
+        g_sq = torch.cat(g_rows) + (g_cols / n1)[codes] if sqe else g_in
         if normalize:                                                        # F.normalize's backward: the radial part goes
             coef = torch.where(tiny, 2 * g_sq, -_rowdot(z, gz))             # (rows shorter than its eps keep it)
             gz.addcmul_(z, coef[:, None]).div_(den_n[:, None])
         else: gz.addcmul_(z, (2 * g_sq)[:, None])
         return gz, None, None, None, None, None, None, None, None
-
-    @staticmethod
-    def _many_classes(z, means, codes, n1, P, w, kt, se, arg, g_b, g_in, g_own, metric, tau, soft_min):
-        "The gradient of z (and of |z|^2) when the classes outnumber the features: the soft minimum's row factor on the [B, D] operands, P's memory borrowed."
-        parts = [(codes, g_own)]                                      # the gradient of m [B, C]: rho[:, None] * H, plus one entry per row and part
-        if soft_min == 'hard': rho, H = None, None; parts.append((arg, g_b))
-        elif soft_min == 'softmax': rho, H = g_b / (se * -tau), P.addcmul_(w, kt, value=-1)   # d b / d m_c = p_c (1 - (d_c - beta) / tau), in P's place
-        else: rho, H = g_b / se, w                                           # d b / d m_c = p_c
-        gS = means.new_zeros(means.shape)                                    # G.T @ z
-        for ix, c in parts: gS.index_add_(0, ix, z * c[:, None])
-        if H is not None: gS.addmm_(H.T, z * rho[:, None])
-        gz = gS.div_(n1[:, None]).index_select(0, codes)
-        for ix, c in parts: gz.addcmul_(means.index_select(0, ix), c[:, None])   # G @ means
-        if H is not None: gz.addcmul_(H @ means, rho[:, None])
-        gz.mul_(-1. if metric == 'cosine' else -2.)
-        if metric == 'cosine': g_sq = g_in
-        else:                                                                # G.sum(1): the soft minimum's weights sum to 1
-            g_sum0 = sum(n1.new_zeros(len(n1)).index_add_(0, ix, c) for ix, c in parts)
-            if H is not None: g_sum0 = g_sum0.addmv_(H.T, rho)
-            g_sq = g_b + g_own + (g_sum0 / n1)[codes]
-        if soft_min == 'softmax': P.addcmul_(w, kt)                         # P back (to rounding) for another backward of this graph
-        return gz, g_sq
 
 # %% ../nbs/00_silhouette.ipynb #f194e8f7
 def soft_silhouette_samples(
