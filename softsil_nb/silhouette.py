@@ -215,6 +215,11 @@ def _check_labels_given(labels):
     "Labels are required (no host sync: always checked)."
     if labels is None: raise TypeError('labels are required: one integer label per embedding, got None')
 
+def _all_finite(x:Tensor) -> bool:
+    "No NaN or Inf in `x`: one pass, a float64 sum (which NaN and Inf survive) and one host sync; element by element only when a float64 sum overflows."
+    if bool(torch.isfinite(x.detach().sum(dtype=torch.float64))): return True
+    return x.dtype == torch.float64 and bool(torch.isfinite(x).all())       # finite float64 values can sum past its max
+
 def check_embeddings_labels(embeddings, labels, num_classes=None):
     "Raise a clear error when `embeddings` [B, D] and `labels` [B] do not fit together."
     _check_labels_given(labels)
@@ -227,7 +232,7 @@ def check_embeddings_labels(embeddings, labels, num_classes=None):
         raise TypeError(f'labels must be integers, got dtype {labels.dtype}')
     if labels.ndim != 1 or len(labels) != len(embeddings):
         raise ValueError(f'labels must have shape [{len(embeddings)}] (one per embedding), got {list(labels.shape)}')
-    if not torch.isfinite(embeddings).all(): raise ValueError('embeddings contain NaN or Inf')
+    if not _all_finite(embeddings): raise ValueError('embeddings contain NaN or Inf')
     if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f'labels must lie in 0..num_classes-1 = 0..{num_classes - 1}, got values in {labels.min().item()}..{labels.max().item()}')
 
