@@ -216,9 +216,8 @@ def _check_labels_given(labels):
     if labels is None: raise TypeError('labels are required: one integer label per embedding, got None')
 
 def _all_finite(x:Tensor) -> bool:
-    "No NaN or Inf in `x`: one pass, a float64 sum (which NaN and Inf survive) and one host sync; element by element only when a float64 sum overflows."
-    if bool(torch.isfinite(x.detach().sum(dtype=torch.float64))): return True
-    return x.dtype == torch.float64 and bool(torch.isfinite(x).all())       # finite float64 values can sum past its max
+    "No NaN or Inf in `x`: one sum (which NaN and Inf survive) and one host sync; element by element only when that sum is not finite (a NaN or Inf, or finite values summing past the dtype's max)."
+    return bool(torch.isfinite(x.detach().sum())) or bool(torch.isfinite(x).all())
 
 def check_embeddings_labels(embeddings, labels, num_classes=None):
     "Raise a clear error when `embeddings` [B, D] and `labels` [B] do not fit together."
@@ -446,6 +445,8 @@ def soft_silhouette_samples(
         codes, n_classes = class_codes(labels, num_classes) if batch is None else batch.class_codes(labels, num_classes)
         counts = _class_sums(z.new_ones(len(z)), codes, n_classes)    # [C]: n_c (0 for absent classes)
         if fused and method == 'classsum' and batch is None and soft_min in FUSED_SOFT_MINS:
+            if num_classes is None and n_classes >= 64 and n_classes % 8:          # classes from torch.unique, all present: pad to a multiple of 8 (faster matmuls); the padding is absent, so hidden
+                counts = torch.cat([counts, counts.new_zeros(-n_classes % 8)])
             return SoftSilhouette(*_FusedClassSum.apply(z, codes, counts, metric, normalize or metric == 'cosine', tau, soft_min, denominator, eps))
         if normalize or metric == 'cosine': z = F.normalize(z, dim=1)
         else: z = z - (z.mean(0) if batch is None else batch.total(z.sum(0)) / batch.total(z.new_tensor(float(len(z))))).detach()   # translation invariant: no float32 cancellation far from 0 (the global mean: one frame for every rank)
