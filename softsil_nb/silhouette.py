@@ -398,7 +398,8 @@ class _FusedClassSum(torch.autograd.Function):
         if soft_min == 'softmax': rho = g_b / (se * -tau)                    # d b / d m_c = p_c (1 - (d_c - beta) / tau)
         elif soft_min == 'logmeanexp': rho = g_b / se                        # d b / d m_c = p_c
         n_classes, sqe = len(n1), metric == 'sqeuclidean'
-        gS, gM = torch.zeros_like(means), torch.empty_like(z)                # G.T @ z and G @ means, G: the gradient of m [B, C], block by block
+        sgn = -2. if sqe else -1.                                            # m = const + sgn z_i . mean_c: both gradients carry sgn
+        gS, gz, means_s = torch.zeros_like(means), torch.empty_like(z), means * sgn   # G.T @ z, and G @ means (times sgn): G the gradient of m [B, C], block by block
         g_rows, g_cols = [], torch.zeros_like(n1)
         for j, i in enumerate(range(0, len(z) or 1, step)):
             rows = slice(i, i + step)
@@ -407,9 +408,9 @@ class _FusedClassSum(torch.autograd.Function):
             else: G = ctx.W[j] * rho[rows, None]
             G.view(-1).index_add_(0, torch.arange(0, G.numel(), n_classes, device=G.device) + codes[rows], g_own[rows])
             gS.addmm_(G.T, z[rows])
-            torch.mm(G, means, out=gM[rows])
+            torch.mm(G, means_s, out=gz[rows])
             if sqe: g_rows.append(G.sum(1)); g_cols.add_(G.sum(0))
-        gz = gS.div_(n1[:, None]).index_select(0, codes).add_(gM).mul_(2. if sqe else 1.).neg_()
+        gz.add_(gS.mul_(sgn / n1[:, None]).index_select(0, codes))          # the class-sum part: [C, D] scaled before the gather
         g_sq = torch.cat(g_rows) + (g_cols / n1)[codes] if sqe else g_in
         if normalize:                                                        # F.normalize's backward: the radial part goes
             coef = torch.where(tiny, 2 * g_sq, -_rowdot(z, gz))             # (rows shorter than its eps keep it)
