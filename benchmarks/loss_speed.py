@@ -11,7 +11,7 @@ torch.unique), with num_classes and check_inputs=False, and the autograd graph t
 cores busy, with 1 and 2 torch threads, and a torch.profiler table of the loss's ops under contention.
 
     python benchmarks/loss_speed.py [--sizes 256 1024 4096 8192] [--dim 128] [--classes 100] [--device cpu|cuda]
-    python benchmarks/loss_speed.py --floor [--sizes 1024 4096 16384 65536] [--classes 10 100 1000] [--threads 2]
+    python benchmarks/loss_speed.py --floor [--sizes 1024 4096 16384 65536] [--classes 10 100 1000] [--threads 2] [--rounds 5]
     python benchmarks/loss_speed.py --contention [--sizes 4096] [--classes 100] [--rounds 5]
 """
 import argparse, os, platform, statistics, subprocess, sys, time
@@ -72,18 +72,29 @@ def steps(b:int, dim:int, classes:int, device:str, seed:int=0) -> dict:
     return {'floor': floor, 'loss': lambda: plain(x, y).backward(), 'loss+num_classes,no checks': lambda: cheap(x, y).backward(),
             'autograd graph (fused=False)': reference}
 
-def floor_table(sizes=(1024, 4096, 16384, 65536), classes=(10, 100, 1000), dim=128, device=None, reps=None):
+def floor_table(sizes=(1024, 4096, 16384, 65536), classes=(10, 100, 1000), dim=128, device=None, reps=None, rounds=1):
+    "Loss / floor for each B and C; with `rounds` > 1 the whole sweep `rounds` times, then each ratio's median over the rounds and its range."
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     print(f'device={device} torch={torch.__version__} threads={torch.get_num_threads()} cpu={platform.processor() or platform.machine()} D={dim} float32, forward + backward, interleaved medians')
-    print('| B | C | floor (ms) | loss (ms) | loss+num_classes, no checks (ms) | autograd graph, fused=False (ms) | loss / floor | loss+num_classes / floor | graph / floor |')
-    print('|---|---|---|---|---|---|---|---|---|')
-    for b in sizes:
-        for c in classes:
-            fns = steps(b, dim, c, device, seed=b + c)
-            med = interleaved(fns, device, reps or max(3, min(15, int(4e8 // (b * c * dim)))))
-            f, l, lc, r = (med[k] * 1e3 for k in fns)
-            print(f'| {b} | {c} | {f:.2f} | {l:.2f} | {lc:.2f} | {r:.2f} | {l / f:.2f}x | {lc / f:.2f}x | {r / f:.2f}x |', flush=True)
-            del fns
+    print(('| round ' if rounds > 1 else '') + '| B | C | floor (ms) | loss (ms) | loss+num_classes, no checks (ms) | autograd graph, fused=False (ms) | loss / floor | loss+num_classes / floor | graph / floor |')
+    print('|---' * (10 if rounds > 1 else 9) + '|')
+    got = {}
+    for rnd in range(1, rounds + 1):                                        # the whole sweep per round: a slow spell of the machine hits one round
+        for b in sizes:
+            for c in classes:
+                fns = steps(b, dim, c, device, seed=b + c)
+                med = interleaved(fns, device, reps or max(3, min(15, int(4e8 // (b * c * dim)))))
+                f, l, lc, r = (med[k] * 1e3 for k in fns)
+                got.setdefault((b, c), []).append((f, l, lc, r))
+                print((f'| {rnd} ' if rounds > 1 else '') + f'| {b} | {c} | {f:.2f} | {l:.2f} | {lc:.2f} | {r:.2f} | {l / f:.2f}x | {lc / f:.2f}x | {r / f:.2f}x |', flush=True)
+                del fns
+    if rounds == 1: return
+    def mm(v): return f'{statistics.median(v):.2f}x [{min(v):.2f}, {max(v):.2f}]'
+    print(f'\nmedian over the {rounds} rounds [min, max]:\n')
+    print('| B | C | floor (ms) | loss / floor | loss+num_classes / floor | graph / floor |')
+    print('|---|---|---|---|---|---|')
+    for (b, c), v in got.items():
+        print(f'| {b} | {c} | {statistics.median(x[0] for x in v):.2f} | ' + ' | '.join(mm([x[k] / x[0] for x in v]) for k in (1, 2, 3)) + ' |')
 
 BUSY = "import torch; torch.set_num_threads(2); a = torch.randn(1024, 1024)\nwhile True: a @ a"
 
@@ -134,11 +145,11 @@ if __name__ == '__main__':
     p.add_argument('--device', default=None)
     p.add_argument('--reps', type=int, default=None)
     p.add_argument('--threads', type=int, default=None)
-    p.add_argument('--rounds', type=int, default=1, help='--contention: repeat the quiet / busy measurement this many times')
+    p.add_argument('--rounds', type=int, default=1, help='--floor: the whole sweep this many times (median and range of each ratio); --contention: the quiet / busy pair this many times')
     p.add_argument('--floor', action='store_true', help='the loss against its floor')
     p.add_argument('--contention', action='store_true', help='loss and floor beside a busy process')
     a = p.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
-    if a.floor: floor_table(a.sizes or [1024, 4096, 16384, 65536], a.classes or [10, 100, 1000], a.dim, a.device, a.reps)
+    if a.floor: floor_table(a.sizes or [1024, 4096, 16384, 65536], a.classes or [10, 100, 1000], a.dim, a.device, a.reps, a.rounds)
     elif a.contention: contention((a.sizes or [4096])[0], (a.classes or [100])[0], a.dim, a.reps or 15, a.rounds)
     else: main(a.sizes or [256, 1024, 4096, 8192], a.dim, (a.classes or [100])[0], a.device, a.reps)
