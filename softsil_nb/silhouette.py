@@ -324,8 +324,8 @@ class _FusedClassSum(torch.autograd.Function):
         else: den_n, tiny, z = None, None, x - x.mean(0); sq = _rowdot(z, z)
         means = z.new_zeros(n_classes, z.shape[1]).index_add_(0, codes, z).div_(n1[:, None])   # [C, D]: S_c / n_c
         big = torch.finfo(z.dtype).max / 4                                   # hides a class: exp(-(big - min) / tau) is 0, and 0 * big stays 0
-        out = big if soft_min != 'hard' and tau * 1e3 < big else math.inf    # (a temperature near the dtype's max: inf, and the logits masked)
-        hide = z.new_zeros(n_classes).masked_fill_(~present & has, out)      # absent classes out, through the product's bias
+        far = big if soft_min != 'hard' and tau * 1e3 < big else math.inf    # (a temperature near the dtype's max: inf, and the logits masked)
+        hide = z.new_zeros(n_classes).masked_fill_(~present & has, far)      # absent classes out, through the product's bias
         # m: the [B, C] mean distances less a per-row constant r (cosine 1, sqeuclidean |z_i|^2), which no soft minimum sees
         if metric == 'cosine': r, bias, alpha = 1., hide, -1.
         else: r, bias, alpha = sq, z.new_zeros(n_classes).index_add_(0, codes, sq).div_(n1).add_(hide), -2.
@@ -336,13 +336,13 @@ class _FusedClassSum(torch.autograd.Function):
             m = torch.addmm(bias, z[i:i + step], means.T, alpha=alpha)
             own_ix = torch.arange(0, len(m) * n_classes, n_classes, device=m.device) + cj   # m[i, k_i] in m.view(-1): 1-D index ops stay serial
             own = m.view(-1).index_select(0, own_ix)
-            m.view(-1).index_copy_(0, own_ix, torch.where(has, own.new_tensor(out), own))   # the own class out
+            m.view(-1).index_copy_(0, own_ix, torch.where(has, own.new_tensor(far), own))   # the own class out
             if soft_min == 'hard': low, arg = m.min(1); parts.append((own, low, arg)); continue
-            if out == math.inf: m = m.nan_to_num_(posinf=big)
+            if far == math.inf: m = m.nan_to_num_(posinf=big)
             low = m.amin(1, keepdim=True)
             d = m.sub_(low)                                                  # d >= 0 (the difference first: any temperature)
             w = torch.div(d, -tau)                                           # the logits
-            if out == math.inf: _hide_fill_(w, cj, present, has, -math.inf)
+            if far == math.inf: _hide_fill_(w, cj, present, has, -math.inf)
             near = _hide_fill_(torch.expm1(w), cj, present, has, 0.).sum(1) if soft_min == 'logmeanexp' else None
             se = w.exp_().sum(1)                                             # w: exp(logits), 0 where hidden
             if soft_min == 'softmax': P.append(d.mul_(w)); near = P[-1].sum(1)   # w * d in d's place (hidden: 0 * big = 0)
