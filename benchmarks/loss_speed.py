@@ -26,6 +26,10 @@ def timer(fn, device):
     if device == 'cuda': torch.cuda.synchronize()
     return time.perf_counter() - t
 
+def spread(v:list, digits:int=2) -> str:
+    "Median [min, max] of the ratios `v`."
+    return f'{statistics.median(v):.{digits}f}x [{min(v):.{digits}f}, {max(v):.{digits}f}]'
+
 def interleaved(fns:dict, device, reps:int) -> dict:
     "Median seconds of each of `fns`, called in turn `reps` times after one warm-up each."
     for f in fns.values(): f()
@@ -89,12 +93,11 @@ def floor_table(sizes=(1024, 4096, 16384, 65536), classes=(10, 100, 1000), dim=1
                 print((f'| {rnd} ' if rounds > 1 else '') + f'| {b} | {c} | {f:.2f} | {l:.2f} | {lc:.2f} | {r:.2f} | {l / f:.2f}x | {lc / f:.2f}x | {r / f:.2f}x |', flush=True)
                 del fns
     if rounds == 1: return
-    def mm(v): return f'{statistics.median(v):.2f}x [{min(v):.2f}, {max(v):.2f}]'
     print(f'\nmedian over the {rounds} rounds [min, max]:\n')
     print('| B | C | floor (ms) | loss / floor | loss+num_classes / floor | graph / floor |')
     print('|---|---|---|---|---|---|')
     for (b, c), v in got.items():
-        print(f'| {b} | {c} | {statistics.median(x[0] for x in v):.2f} | ' + ' | '.join(mm([x[k] / x[0] for x in v]) for k in (1, 2, 3)) + ' |')
+        print(f'| {b} | {c} | {statistics.median(x[0] for x in v):.2f} | ' + ' | '.join(spread([x[k] / x[0] for x in v]) for k in (1, 2, 3)) + ' |')
 
 BUSY = "import torch; torch.set_num_threads(2); a = torch.randn(1024, 1024)\nwhile True: a @ a"
 
@@ -129,11 +132,10 @@ def contention(b=4096, classes=100, dim=128, reps=15, rounds=1, profile_rows=12)
     print('\nslow-down beside the busy process (busy / quiet, the same round), median [min, max] over the rounds:\n')
     print('| torch threads | ' + ' | '.join(fns) + ' | loss slow-down / floor slow-down | cheap path slow-down / floor slow-down |')
     print('|---' * (len(fns) + 3) + '|')
-    def mm(v): return f'{statistics.median(v):.1f}x [{min(v):.1f}, {max(v):.1f}]'
     for threads, per in slows.items():
         rel = [r['loss'] / r['floor'] for r in per]
         relc = [r['loss+num_classes,no checks'] / r['floor'] for r in per]
-        print(f'| {threads} | ' + ' | '.join(mm([r[k] for r in per]) for k in fns) + f' | {mm(rel)} | {mm(relc)} |')
+        print(f'| {threads} | ' + ' | '.join(spread([r[k] for r in per], 1) for k in fns) + f' | {spread(rel, 1)} | {spread(relc, 1)} |')
     print(f'\nthe loss under contention, 2 threads, 3 calls, last round (torch.profiler, by self CPU time):\n')
     print(profile_table)
 

@@ -39,6 +39,10 @@ def _check_int(name:str, value, low:int=1) -> int:
     if value < low: raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
     return int(value)
 
+def _all_finite(x:Tensor) -> bool:
+    "No NaN or Inf in `x`: one sum (which NaN and Inf survive) and one host sync; element by element only when that sum is not finite (a NaN or Inf, or finite values summing past the dtype's max)."
+    return bool(torch.isfinite(x.detach().sum())) or bool(torch.isfinite(x).all())
+
 def _check_points(x, name='x', finite:bool=True) -> Tensor:
     "`x` as a 2-D floating tensor with at least one feature (float16/bfloat16 as float32), without NaN or Inf."
     x = torch.as_tensor(x)
@@ -47,7 +51,7 @@ def _check_points(x, name='x', finite:bool=True) -> Tensor:
     if x.ndim != 2: raise ValueError(f'{name} must be 2-D [N, D], got shape {list(x.shape)}')
     if x.shape[1] == 0: raise ValueError(f'{name} has 0 features (shape {list(x.shape)}): distances need D >= 1')
     if x.dtype in (torch.float16, torch.bfloat16): x = x.float()   # their range overflows in squared distances
-    if finite and not torch.isfinite(x).all(): raise ValueError(f'{name} contains NaN or Inf')
+    if finite and not _all_finite(x): raise ValueError(f'{name} contains NaN or Inf')
     return x
 
 def _sqdist(x:Tensor, y:Tensor) -> Tensor:
@@ -83,7 +87,7 @@ def pairwise_distances(
     if x.shape[1] != y.shape[1]: raise ValueError(f'x and y must have the same number of features, got {x.shape[1]} and {y.shape[1]}')
     c = y.detach().mean(0)                                   # NaN or Inf anywhere in y makes the mean so: one small check
     if not same and not torch.isfinite(c).all() and not torch.isfinite(y).all(): raise ValueError('y contains NaN or Inf')
-    if not same and len(x) <= len(y) and not torch.isfinite(x).all(): raise ValueError('x contains NaN or Inf')
+    if not same and len(x) <= len(y) and not _all_finite(x): raise ValueError('x contains NaN or Inf')
     grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
     if metric == 'cosine': d = _cosdist(F.normalize(x, dim=-1), F.normalize(y, dim=-1))
     else:
@@ -214,10 +218,6 @@ def check_soft_silhouette_args(metric, temperature, soft_min, denominator, metho
 def _check_labels_given(labels):
     "Labels are required (no host sync: always checked)."
     if labels is None: raise TypeError('labels are required: one integer label per embedding, got None')
-
-def _all_finite(x:Tensor) -> bool:
-    "No NaN or Inf in `x`: one sum (which NaN and Inf survive) and one host sync; element by element only when that sum is not finite (a NaN or Inf, or finite values summing past the dtype's max)."
-    return bool(torch.isfinite(x.detach().sum())) or bool(torch.isfinite(x).all())
 
 def check_embeddings_labels(embeddings, labels, num_classes=None):
     "Raise a clear error when `embeddings` [B, D] and `labels` [B] do not fit together."
